@@ -1,0 +1,47 @@
+# hilight — two commands do all setup: `make demo` and `make test`.
+# Each target creates .venv when it is absent and installs what it needs into it. torch is pinned to the
+# CPU build first (an unpinned torch pulls a multi-GB CUDA build); the requirement files keep ranges.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+TORCH  := torch==2.13.0
+PIP    := $(PY) -m pip install --quiet --disable-pip-version-check
+export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
+
+.PHONY: demo test test-all bench default-model clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# Runtime only: what loading and running the model needs.
+$(VENV)/.runtime: requirements.txt | $(PY)
+	$(PIP) $(TORCH)
+	$(PIP) -r requirements.txt
+	touch $@
+
+# Everything: training, data engine, Space, tests.
+$(VENV)/.all: $(VENV)/.runtime train/requirements.txt space/requirements.txt requirements-dev.txt
+	$(PIP) -r train/requirements.txt -r space/requirements.txt -r requirements-dev.txt
+	touch $@
+
+## Answer questions on the example clips with the bundled default model.
+demo: $(VENV)/.runtime
+	$(PY) examples/demo.py
+
+## Lint, then the fast test tier (excludes `slow` and `browser`).
+test: $(VENV)/.all
+	$(PY) -m ruff check .
+	$(PY) -m pytest -m "not slow and not browser"
+
+## Every test tier, slow and browser tests included.
+test-all: $(VENV)/.all
+	$(PY) -m ruff check .
+	$(PY) -m pytest
+
+## Benchmarks: ratios against named baselines, measured in one run.
+bench: $(VENV)/.all
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .numba_cache

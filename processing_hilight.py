@@ -1,0 +1,942 @@
+"""HiLight processors: video reading and preprocessing (decord, official rules) and the text+video processor.
+
+What is notable:
+
+- ``HiLightVideoProcessor`` reproduces the official HiLight ``load_video`` bit for bit: decord decode,
+  frame indices ``numpy.linspace(0, n_frames - 1, T).astype(int)`` (indices repeat for clips shorter
+  than T), ``float / 255``, resize to exactly 224x224 (aspect ratio not kept) with antialiased bicubic
+  on the float tensor, no clamping, CLIP mean/std. Everything is configuration (saved in the processor
+  config): another preset changes ``num_frames``, ``size``, ``image_mean`` / ``image_std``.
+- Reading is defended: cheap pure-Python checks first (file exists, container signature, container
+  size fields that reveal truncation), then decord runs in a forked child process with a timeout, so a
+  decoder that hangs or crashes on a hostile file costs an exception, not the caller's process. Each
+  failure has its own exception class (all subclass ``VideoReadError``, a ``ValueError``).
+- ``HiLightProcessor`` joins the video processor and a tokenizer; it expands every ``<video>`` in the
+  text into ``num_frames * tokens_per_frame`` copies of the ``<video>`` token (12 * 32 = 384 for the
+  paper preset) and carries the chat template that reproduces the official Gemma prompt strings.
+
+Shape legend: B videos in a batch, T frames, H x W pixels, C = 3 (RGB).
+"""
+
+import io
+import math
+import os
+import pickle
+import re
+import select
+import signal
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from transformers.feature_extraction_utils import BatchFeature
+from transformers.processing_utils import ProcessingKwargs, ProcessorMixin, Unpack, VideosKwargs
+from transformers.video_processing_utils import VideoProcessorMixin
+from transformers.video_utils import VideoMetadata
+
+VIDEO_TOKEN = "<video>"
+OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+# Official conv_gemma prompt format (see the class docstring of HiLightProcessor). No <bos>: the tokenizer adds it.
+CHAT_TEMPLATE = (
+    "{%- for message in messages -%}"
+    "{%- set ns = namespace(text='') -%}"
+    "{%- if message['content'] is string -%}"
+    "{%- set ns.text = message['content'] -%}"
+    "{%- else -%}"
+    # Official training-time rule: every video goes to the start of its turn, as '<video>\n'.
+    "{%- for part in message['content'] if part['type'] == 'video' -%}"
+    "{%- set ns.text = ns.text + '<video>\\n' -%}"
+    "{%- endfor -%}"
+    "{%- for part in message['content'] if part['type'] == 'text' -%}"
+    "{%- set ns.text = ns.text + part['text'] -%}"
+    "{%- endfor -%}"
+    "{%- endif -%}"
+    "{%- if message['role'] == 'system' -%}"
+    "{{- ns.text -}}"
+    "{%- elif message['role'] == 'user' -%}"
+    "{{- '<start_of_turn>user\\n' + ns.text + '<end_of_turn>\\n' -}}"
+    "{%- elif message['role'] in ['assistant', 'model'] -%}"
+    "{{- '<start_of_turn>model\\n' -}}"
+    "{%- generation -%}{{- ns.text + '<end_of_turn>\\n<eos>' -}}{%- endgeneration -%}"
+    "{%- else -%}"
+    "{{- raise_exception('HiLight chat roles are system, user and assistant (or model); got ' + message['role']) -}}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{- '<start_of_turn>model\\n' -}}{%- endif -%}"
+)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Errors
+# ----------------------------------------------------------------------------------------------------------
+
+
+class VideoReadError(ValueError):
+    """Base class of every error raised while reading a video. The message names the input and the fix."""
+
+
+class VideoNotFoundError(VideoReadError, FileNotFoundError):
+    """The path does not exist."""
+
+
+class NotAVideoError(VideoReadError):
+    """The input is not a video container (text, an image, random bytes, an empty file, a directory...)."""
+
+
+class CorruptVideoError(VideoReadError):
+    """The container or the stream is truncated or damaged."""
+
+
+class NoVideoStreamError(VideoReadError):
+    """The container is readable but holds no video stream (e.g. audio only)."""
+
+
+class NoDecodableFramesError(VideoReadError):
+    """The video stream has no frame that can be decoded."""
+
+
+class VideoTooLargeError(VideoReadError):
+    """The video exceeds the configured limits on frame size or duration."""
+
+
+class VideoDecodeTimeoutError(VideoReadError, TimeoutError):
+    """Decoding took longer than ``decode_timeout`` seconds; the decoder process was killed."""
+
+
+class VideoDecoderCrashedError(CorruptVideoError):
+    """The decoder process died (e.g. a segmentation fault inside the native decoder)."""
+
+
+class VideoPlaceholderMismatchError(ValueError):
+    """The number of ``<video>`` placeholders in the text differs from the number of videos."""
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Metadata
+# ----------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class HiLightVideoMetadata(VideoMetadata):
+    """transformers' ``VideoMetadata`` plus the presentation time of every sampled frame.
+
+    ``timestamps`` returns the decoder's real timestamps (correct for variable frame rate), not
+    ``index / fps``. ``duration`` is the end time of the last frame in seconds; ``fps`` is decord's
+    average frame rate; ``width`` / ``height`` are the decoded frame size.
+    """
+
+    frame_timestamps: list[float] | None = None
+
+    @property
+    def timestamps(self) -> list[float]:
+        if self.frame_timestamps is not None:
+            return list(self.frame_timestamps)
+        return super().timestamps
+
+
+def official_frame_indices(total_num_frames: int, num_frames: int) -> np.ndarray:
+    """The official HiLight rule: ``linspace(0, n - 1, T)`` truncated to int (repeats when n < T)."""
+    if total_num_frames < 1:
+        raise NoDecodableFramesError("cannot sample frames from a video with 0 frames")
+    return np.linspace(0, total_num_frames - 1, num_frames).astype(int)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Cheap checks before decoding (pure Python, a few small reads)
+# ----------------------------------------------------------------------------------------------------------
+
+
+class _ByteSource:
+    """Random access to the bytes of a path or of an in-memory buffer, for the container checks."""
+
+    def __init__(self, name: str, path: Path | None = None, data: bytes | None = None):
+        self.name, self.path, self.data = name, path, data
+        self.size = path.stat().st_size if path is not None else len(data)
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        if self.data is not None:
+            return bytes(self.data[offset : offset + length])
+        with open(self.path, "rb") as f:
+            f.seek(offset)
+            return f.read(length)
+
+
+_IMAGE_SIGNATURES = {
+    b"\x89PNG\r\n\x1a\n": "a PNG image",
+    b"\xff\xd8\xff": "a JPEG image",
+    b"BM": "a BMP image",
+    b"%PDF": "a PDF document",
+    b"PK\x03\x04": "a ZIP archive",
+}
+
+
+def _sniff_container(head: bytes) -> str | None:
+    """Name of the container family announced by the first bytes, or None when unknown."""
+    if head[4:8] == b"ftyp" or head[4:8] in (b"moov", b"mdat", b"free", b"wide", b"skip"):
+        return "mp4"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "matroska"
+    if head.startswith(b"RIFF") and head[8:12] == b"AVI ":
+        return "avi"
+    if head.startswith(b"FLV"):
+        return "flv"
+    if head.startswith(b"OggS"):
+        return "ogg"
+    if head.startswith(bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c")):
+        return "asf"
+    if head.startswith((b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3")):
+        return "mpeg-ps"
+    if head[:1] == b"\x47" and (len(head) <= 188 or head[188:189] == b"\x47"):
+        return "mpeg-ts"
+    if head.startswith(b"YUV4MPEG2"):
+        return "y4m"
+    if head.startswith(b"GIF8"):
+        return "gif"
+    if head.startswith((b"\x00\x00\x00\x01", b"\x00\x00\x01")):
+        return "elementary-stream"
+    return None
+
+
+def _check_mp4_boxes(src: _ByteSource) -> None:
+    """Walk the top-level ISO-BMFF boxes: a box running past the end of file means truncation."""
+    offset, seen = 0, []
+    while offset < src.size and len(seen) < 10_000:
+        header = src.read_at(offset, 16)
+        if len(header) < 8:
+            raise CorruptVideoError(
+                f"{src.name}: truncated MP4/MOV: {len(header)} stray bytes after the last box"
+            )
+        size, kind = struct.unpack(">I4s", header[:8])
+        kind = kind.decode("latin-1")
+        if size == 1:
+            if len(header) < 16:
+                raise CorruptVideoError(f"{src.name}: truncated MP4/MOV inside the header of box '{kind}'")
+            size = struct.unpack(">Q", header[8:16])[0]
+        elif size == 0:  # the box extends to the end of the file
+            size = src.size - offset
+        if size < 8:
+            raise CorruptVideoError(
+                f"{src.name}: damaged MP4/MOV: box '{kind}' at byte {offset} has size {size}"
+            )
+        if offset + size > src.size:
+            raise CorruptVideoError(
+                f"{src.name}: truncated MP4/MOV: box '{kind}' ends at byte {offset + size} but the file has "
+                f"{src.size} bytes (an interrupted download or recording?)"
+            )
+        seen.append(kind)
+        offset += size
+    if "moov" not in seen:
+        raise CorruptVideoError(
+            f"{src.name}: incomplete MP4/MOV: no 'moov' box (the index players need); top-level boxes: {seen}. "
+            "A recording that was not finalised looks like this."
+        )
+    if "mdat" not in seen and "moof" not in seen:
+        raise CorruptVideoError(
+            f"{src.name}: MP4/MOV header only: no 'mdat' box, the media data is missing (top-level boxes: {seen})"
+        )
+
+
+def _read_ebml_vint(src: _ByteSource, offset: int) -> tuple[int, int, bool]:
+    """(value, length in bytes, is_unknown_size) of the EBML variable-size integer at ``offset``."""
+    first = src.read_at(offset, 1)
+    if not first or first[0] == 0:
+        raise CorruptVideoError(f"{src.name}: damaged Matroska/WebM header at byte {offset}")
+    length = 9 - first[0].bit_length()
+    raw = src.read_at(offset, length)
+    if len(raw) < length:
+        raise CorruptVideoError(f"{src.name}: truncated Matroska/WebM header")
+    value = raw[0] & (0xFF >> length)
+    for byte in raw[1:]:
+        value = (value << 8) | byte
+    return value, length, value == (1 << (7 * length)) - 1
+
+
+def _check_matroska_sizes(src: _ByteSource) -> None:
+    """The EBML header and the Segment element declare their sizes: more than the file has = truncation."""
+    size, length, _ = _read_ebml_vint(src, 4)
+    offset = 4 + length + size  # end of the EBML header element
+    if src.read_at(offset, 4) != b"\x18\x53\x80\x67":
+        raise CorruptVideoError(
+            f"{src.name}: truncated or damaged Matroska/WebM: no Segment after the header"
+        )
+    size, length, unknown = _read_ebml_vint(src, offset + 4)
+    end = offset + 4 + length + size
+    if not unknown and end > src.size:
+        raise CorruptVideoError(
+            f"{src.name}: truncated Matroska/WebM: the Segment ends at byte {end} but the file has {src.size} bytes"
+        )
+
+
+def _check_avi_size(src: _ByteSource) -> None:
+    """The RIFF header declares the size of the first RIFF chunk: more than the file has = truncation."""
+    riff_size = struct.unpack("<I", src.read_at(4, 4))[0]
+    if riff_size + 8 > src.size:
+        raise CorruptVideoError(
+            f"{src.name}: truncated AVI: the RIFF header declares {riff_size + 8} bytes but the file has {src.size}"
+        )
+
+
+def _check_container(src: _ByteSource) -> str:
+    """Reject what is obviously not a video, or obviously truncated, before any native decoder sees it."""
+    if src.size == 0:
+        raise NotAVideoError(f"{src.name}: empty input (0 bytes), not a video")
+    head = src.read_at(0, 192)
+    container = _sniff_container(head)
+    if container is None:
+        for signature, what in _IMAGE_SIGNATURES.items():
+            if head.startswith(signature):
+                raise NotAVideoError(f"{src.name}: this is {what}, not a video")
+        raise NotAVideoError(
+            f"{src.name}: not a recognised video container (MP4/MOV, Matroska/WebM, AVI, FLV, Ogg, ASF, MPEG-PS/TS, "
+            f"Y4M, GIF, raw H.264/HEVC); first bytes: {head[:16].hex()}"
+        )
+    checks: dict[str, Callable[[_ByteSource], None]] = {
+        "mp4": _check_mp4_boxes,
+        "matroska": _check_matroska_sizes,
+        "avi": _check_avi_size,
+    }
+    if container in checks:
+        checks[container](src)
+    return container
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Decoding with decord, optionally in a forked child process with a timeout
+# ----------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _DecodeRequest:
+    """Everything the decoder needs; ``source`` is a path string or the bytes of the file."""
+
+    name: str
+    source: str | bytes
+    num_frames: int | None
+    max_frame_pixels: int | None
+    max_duration: float | None
+    decode_width: int = -1
+    decode_height: int = -1
+    quiet: bool = False
+
+
+_DECORD_LOG_PREFIX = re.compile(r"\[\d\d:\d\d:\d\d\] \S+?:\d+: ")
+
+
+def _first_line(exc: BaseException) -> str:
+    """decord's message without its source-location prefixes, shortened."""
+    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    text = _DECORD_LOG_PREFIX.sub("", text)
+    return text[:300] if text else type(exc).__name__
+
+
+def _decode_with_decord(request: _DecodeRequest) -> tuple[np.ndarray, dict[str, Any]]:
+    """Open, check limits, sample by the official rule and decode. Returns (uint8 [T, H, W, 3], metadata)."""
+    import decord
+
+    if request.quiet:  # FFmpeg's own log lines would repeat what the exception says
+        decord.logging.set_level(decord.logging.QUIET)
+    uri = io.BytesIO(request.source) if isinstance(request.source, bytes) else request.source
+    try:
+        reader = decord.VideoReader(
+            uri, ctx=decord.cpu(0), width=request.decode_width, height=request.decode_height
+        )
+    except (decord.DECORDError, RuntimeError) as exc:
+        message = str(exc)
+        if "cannot find video stream" in message:
+            raise NoVideoStreamError(f"{request.name}: the container has no video stream") from None
+        if "avfilter_graph_create_filter" in message:
+            # FFmpeg never learned the pixel format: not a single frame of the stream could be decoded.
+            raise NoDecodableFramesError(
+                f"{request.name}: the video stream has no decodable frame (empty or cut-off stream)"
+            ) from None
+        raise CorruptVideoError(
+            f"{request.name}: decord cannot read this video: {_first_line(exc)}"
+        ) from None
+    total = len(reader)
+    if total < 1:
+        raise NoDecodableFramesError(f"{request.name}: the video stream has no frames")
+    fps = float(reader.get_avg_fps())
+    try:
+        duration = float(reader.get_frame_timestamp(total - 1)[1])
+    except (decord.DECORDError, RuntimeError, IndexError):
+        duration = total / fps if fps > 0 else 0.0
+    if request.max_duration is not None and duration > request.max_duration:
+        raise VideoTooLargeError(
+            f"{request.name}: {duration:.1f} s long, above the limit max_duration={request.max_duration} s; "
+            "trim the clip or raise max_duration in the video processor config"
+        )
+    num_frames = request.num_frames if request.num_frames is not None else total
+    indices = official_frame_indices(total, num_frames)
+    try:
+        # The first sampled frame alone first: it gives the frame size before a whole batch is allocated.
+        first = reader.get_batch([int(indices[0])]).asnumpy()  # (1, H, W, 3)
+        height, width = first.shape[1:3]
+        if request.max_frame_pixels is not None and height * width > request.max_frame_pixels:
+            raise VideoTooLargeError(
+                f"{request.name}: frames are {width}x{height} = {height * width} pixels, above the limit "
+                f"max_frame_pixels={request.max_frame_pixels}; downscale the clip or raise the limit"
+            )
+        rest = reader.get_batch([int(i) for i in indices[1:]]).asnumpy() if len(indices) > 1 else first[:0]
+    except (decord.DECORDError, RuntimeError) as exc:
+        raise CorruptVideoError(f"{request.name}: damaged video stream: {_first_line(exc)}") from None
+    frames = np.concatenate([first, rest], axis=0)  # (T, H, W, 3)
+    if frames.shape[0] != len(indices) or frames.ndim != 4 or frames.shape[-1] != 3:
+        raise CorruptVideoError(f"{request.name}: decoder returned frames of shape {frames.shape}")
+    timestamps = reader.get_frame_timestamp([int(i) for i in indices])[:, 0]
+    metadata = {
+        "total_num_frames": int(total),
+        "fps": fps,
+        "duration": duration,
+        "width": int(width),
+        "height": int(height),
+        "video_backend": "decord",
+        "frames_indices": [int(i) for i in indices],
+        "frame_timestamps": [float(t) for t in timestamps],
+    }
+    return frames, metadata
+
+
+def _read_message(fd: int, deadline: float) -> bytes | None:
+    """Read one length-prefixed message from ``fd`` before ``deadline``; None on EOF, TimeoutError on time-out."""
+    buffer = bytearray()
+    expected = None
+    while expected is None or len(buffer) < expected + 8:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError
+        ready, _, _ = select.select([fd], [], [], remaining)
+        if not ready:
+            raise TimeoutError
+        chunk = os.read(fd, 1 << 22)
+        if not chunk:
+            return None
+        buffer += chunk
+        if expected is None and len(buffer) >= 8:
+            expected = struct.unpack("<Q", buffer[:8])[0]
+    return bytes(buffer[8:])
+
+
+def _run_in_child(function: Callable[[], Any], timeout: float | None, name: str) -> Any:
+    """Run ``function`` in a forked child; return its result or re-raise its exception in this process.
+
+    A child that hangs is killed after ``timeout`` seconds (``VideoDecodeTimeoutError``); a child that dies
+    (segfault, out of memory) becomes ``VideoDecoderCrashedError``. Forking copies nothing up front, so this
+    costs a few milliseconds plus the transfer of the decoded frames through a pipe.
+    """
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: never returns into the caller's code
+        exit_code = 0
+        try:
+            os.close(read_fd)
+            try:
+                payload = ("ok", function())
+            except BaseException as exc:
+                payload = ("error", exc)
+            try:
+                data = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception as exc:
+                data = pickle.dumps(
+                    ("error", CorruptVideoError(f"{name}: unpicklable decoder result: {exc!r}"))
+                )
+            with os.fdopen(write_fd, "wb") as pipe:
+                pipe.write(struct.pack("<Q", len(data)))
+                pipe.write(data)
+        except BaseException:
+            exit_code = 1
+        finally:
+            os._exit(exit_code)
+    os.close(write_fd)
+    reaped = False
+    try:
+        deadline = time.monotonic() + (timeout if timeout is not None else math.inf)
+        try:
+            data = _read_message(read_fd, deadline)
+        except TimeoutError:
+            raise VideoDecodeTimeoutError(
+                f"{name}: decoding took more than decode_timeout={timeout} s; the decoder was stopped. "
+                "The file may be damaged, or raise decode_timeout for very long videos."
+            ) from None
+        _, status = os.waitpid(pid, 0)
+        reaped = True
+        if data is None:
+            if os.WIFSIGNALED(status):
+                cause = f"was killed by signal {signal.Signals(os.WTERMSIG(status)).name}"
+            else:
+                cause = f"exited with code {os.WEXITSTATUS(status)}"
+            raise VideoDecoderCrashedError(
+                f"{name}: the video decoder process {cause}; the file is probably damaged"
+            )
+        kind, value = pickle.loads(data)
+        if kind == "error":
+            raise value
+        return value
+    finally:
+        os.close(read_fd)
+        if not reaped:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+
+
+def read_video(
+    video: "str | os.PathLike | bytes | bytearray | memoryview | io.IOBase",
+    num_frames: int | None = 12,
+    max_frame_pixels: int | None = 7680 * 4320,
+    max_duration: float | None = 3600.0,
+    decode_timeout: float | None = 120.0,
+    decode_in_subprocess: bool = True,
+    decode_size: dict[str, int] | None = None,
+) -> tuple[np.ndarray, HiLightVideoMetadata]:
+    """Decode ``num_frames`` frames of a video file by the official HiLight rule.
+
+    Args:
+        video: a path, the bytes of a file, or a binary file object (read to its end).
+        num_frames: T; ``None`` decodes every frame.
+        max_frame_pixels / max_duration: limits; above them ``VideoTooLargeError``. ``None`` = no limit.
+        decode_timeout: seconds before the decoder is stopped (only with ``decode_in_subprocess``).
+        decode_in_subprocess: decode in a forked child process (POSIX), so a hang or a crash of the native
+            decoder raises an exception here instead of taking the process down.
+        decode_size: ``{"height": h, "width": w}`` makes decord scale while decoding (faster for large
+            videos, but APPROXIMATE: it does not reproduce the official pixels; see benchmarks/).
+
+    Returns:
+        (uint8 numpy array [T, H, W, 3] RGB, ``HiLightVideoMetadata``).
+    """
+    if isinstance(video, (bytes, bytearray, memoryview)):
+        data = bytes(video)
+        src, source = _ByteSource(f"<{len(data)} bytes>", data=data), data
+    elif hasattr(video, "read"):
+        data = video.read()
+        if not isinstance(data, bytes):
+            raise TypeError(
+                f"file objects must be opened in binary mode ('rb'); got {type(data).__name__} from read()"
+            )
+        name = getattr(video, "name", None)
+        src, source = _ByteSource(f"<file object {name or ''}>".replace(" >", ">"), data=data), data
+    elif isinstance(video, (str, os.PathLike)):
+        path = Path(video)
+        if str(video).startswith(("http://", "https://")):
+            raise VideoNotFoundError(
+                f"{video}: URLs are not fetched; download the file and pass its path or bytes"
+            )
+        if not path.exists():
+            raise VideoNotFoundError(f"{path}: no such file")
+        if path.is_dir():
+            raise NotAVideoError(f"{path}: is a directory, not a video file")
+        src, source = _ByteSource(str(path), path=path), str(path)
+    else:
+        raise TypeError(
+            "a video is a path, bytes, a binary file object, or decoded frames [T, H, W, 3]; "
+            f"got {type(video).__name__}"
+        )
+    _check_container(src)
+    size = decode_size or {}
+    request = _DecodeRequest(
+        name=src.name,
+        source=source,
+        num_frames=num_frames,
+        max_frame_pixels=max_frame_pixels,
+        max_duration=max_duration,
+        decode_width=int(size.get("width", -1)),
+        decode_height=int(size.get("height", -1)),
+    )
+    if decode_in_subprocess and hasattr(os, "fork"):
+        import decord  # noqa: F401  (import before forking: the child must not import under a lock)
+
+        request.quiet = True  # only the child's log level changes
+        frames, metadata = _run_in_child(lambda: _decode_with_decord(request), decode_timeout, src.name)
+    else:
+        frames, metadata = _decode_with_decord(request)
+    return frames, HiLightVideoMetadata(**metadata)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Video processor
+# ----------------------------------------------------------------------------------------------------------
+
+
+class HiLightVideoProcessorKwargs(VideosKwargs, total=False):
+    """HiLight's video options on top of transformers' ``VideosKwargs``.
+
+    max_frame_pixels (`int`): largest accepted decoded frame (height * width); default 8K (7680 * 4320).
+    max_duration (`float`): longest accepted video in seconds; default 3600.
+    decode_timeout (`float`): seconds before a decode is stopped; default 120.
+    decode_in_subprocess (`bool`): decode in a forked child (crash and hang safe); default True.
+    decode_size (`dict[str, int]`): decode at this size inside decord (approximate; default None = official).
+    """
+
+    max_frame_pixels: int | None
+    max_duration: float | None
+    decode_timeout: float | None
+    decode_in_subprocess: bool | None
+    decode_size: dict[str, int] | None
+
+
+_RESAMPLE_TO_TORCH = {0: "nearest", 2: "bilinear", 3: "bicubic"}  # PIL codes: NEAREST, BILINEAR, BICUBIC
+
+
+def _is_frames(x: Any) -> bool:
+    return isinstance(x, (np.ndarray, torch.Tensor))
+
+
+class HiLightVideoProcessor(VideoProcessorMixin):
+    r"""Video processor of HiLight: decord reading + the official sampling and preprocessing.
+
+    ``video_processor(videos, num_frames=T, return_tensors="pt")`` accepts one video or a list of them;
+    a video is a path, bytes, a binary file object, or decoded RGB frames (numpy array or tensor
+    [T, H, W, 3], uint8 scale 0..255), and a 5-D array [B, T, H, W, 3] is a batch. It returns
+    ``pixel_values`` float [B, T, 3, H', W'] and ``video_metadata`` (one ``HiLightVideoMetadata`` per video:
+    frame indices, timestamps in seconds, fps, duration, size). Decoded frames are sampled by the same rule
+    (a clip that already has T frames is kept as is).
+
+    Args (all saved in ``video_preprocessor_config.json``; the defaults are the paper preset):
+        num_frames (`int`, defaults to 12): frames per video, indices ``linspace(0, n - 1, T).astype(int)``.
+        size (`dict`, defaults to `{"height": 224, "width": 224}`): output size; aspect ratio not kept.
+        resample (`int`, defaults to 3 = bicubic): 0 nearest, 2 bilinear, 3 bicubic (antialiased).
+        do_rescale / rescale_factor (`1/255`), do_normalize / image_mean / image_std (CLIP's).
+        do_center_crop / crop_size: optional crop after the resize (off; the official one is a no-op).
+        max_frame_pixels, max_duration, decode_timeout, decode_in_subprocess, decode_size: see
+            ``HiLightVideoProcessorKwargs``.
+    """
+
+    model_input_names: ClassVar[list[str]] = ["pixel_values"]
+    valid_kwargs = HiLightVideoProcessorKwargs
+
+    num_frames = 12
+    do_sample_frames = True
+    do_resize = True
+    size: ClassVar[dict[str, int]] = {"height": 224, "width": 224}
+    resample = 3
+    do_center_crop = False
+    crop_size = None
+    do_rescale = True
+    rescale_factor = 1 / 255
+    do_normalize = True
+    image_mean = OPENAI_CLIP_MEAN
+    image_std = OPENAI_CLIP_STD
+    do_convert_rgb = False
+    return_metadata = True
+    max_frame_pixels = 7680 * 4320
+    max_duration = 3600.0
+    decode_timeout = 120.0
+    decode_in_subprocess = True
+    decode_size = None
+
+    def __init__(self, **kwargs: Unpack[HiLightVideoProcessorKwargs]):
+        super().__init__(**kwargs)
+        self._set_attributes(**kwargs)
+
+    # -- inputs ------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def make_video_list(videos: Any) -> list[Any]:
+        """Flatten the accepted input forms into a list with one entry per video (in order)."""
+        if videos is None:
+            return []
+        if isinstance(videos, (str, os.PathLike, bytes, bytearray, memoryview)) or hasattr(videos, "read"):
+            return [videos]
+        if _is_frames(videos):
+            if videos.ndim == 4:
+                return [videos]
+            if videos.ndim == 5:
+                return list(videos)
+            raise ValueError(
+                f"decoded frames must be [T, H, W, 3] (one video) or [B, T, H, W, 3] (a batch); got shape "
+                f"{tuple(videos.shape)}"
+            )
+        if isinstance(videos, (list, tuple)):
+            if videos and all(_is_frames(v) and v.ndim == 3 for v in videos):
+                return [
+                    np.stack([np.asarray(v) for v in videos])
+                ]  # one video given as a list of [H, W, 3] frames
+            flat = []
+            for item in videos:
+                flat.extend(HiLightVideoProcessor.make_video_list(item))
+            return flat
+        raise TypeError(
+            "videos must be a path, bytes, a binary file object, frames [T, H, W, 3], or a list of these; got "
+            f"{type(videos).__name__}"
+        )
+
+    def _sample_decoded(self, frames: Any, num_frames: int | None, do_sample: bool, fps: float | None):
+        """Official sampling applied to frames that are already decoded."""
+        if frames.ndim != 4 or frames.shape[-1] != 3:
+            raise ValueError(
+                f"decoded frames must be [T, H, W, 3] RGB (channels last); got {tuple(frames.shape)}"
+            )
+        total = int(frames.shape[0])
+        if total == 0:
+            raise NoDecodableFramesError("decoded frames: the array has 0 frames")
+        indices = (
+            official_frame_indices(total, num_frames) if (do_sample and num_frames) else np.arange(total)
+        )
+        frames = frames[torch.as_tensor(indices)] if isinstance(frames, torch.Tensor) else frames[indices]
+        metadata = HiLightVideoMetadata(
+            total_num_frames=total,
+            fps=fps,
+            duration=total / fps if fps else None,
+            width=int(frames.shape[2]),
+            height=int(frames.shape[1]),
+            video_backend=None,
+            frames_indices=[int(i) for i in indices],
+            frame_timestamps=[int(i) / fps for i in indices] if fps else None,
+        )
+        return frames, metadata
+
+    def load(self, video: Any, **kwargs: Any) -> tuple[Any, HiLightVideoMetadata]:
+        """Decode (or sample already decoded) frames of one video: (frames [T, H, W, 3], metadata)."""
+        options = {
+            key: kwargs.get(key, getattr(self, key, None)) for key in self.valid_kwargs.__annotations__
+        }
+        num_frames = options["num_frames"] if options["do_sample_frames"] else None
+        if _is_frames(video):
+            given = options["video_metadata"]
+            fps = given.get("fps") if isinstance(given, dict) else getattr(given, "fps", None)
+            return self._sample_decoded(video, num_frames, bool(options["do_sample_frames"]), fps)
+        return read_video(
+            video,
+            num_frames=num_frames,
+            max_frame_pixels=options["max_frame_pixels"],
+            max_duration=options["max_duration"],
+            decode_timeout=options["decode_timeout"],
+            decode_in_subprocess=bool(options["decode_in_subprocess"]),
+            decode_size=options["decode_size"],
+        )
+
+    # -- transform ---------------------------------------------------------------------------------------
+
+    def transform(self, frames: Any, **kwargs: Any) -> torch.Tensor:
+        """uint8-scale frames [T, H, W, 3] -> float [T, 3, H', W'] by the official order of operations.
+
+        float, / 255, resize on the float tensor (antialiased bicubic, no clamping), optional centre crop,
+        (x - mean) / std. The division (not a multiplication by 1/255) keeps the result bit-identical to the
+        official tensors.
+        """
+        opts = self._standardize_kwargs(
+            **{key: kwargs.get(key, getattr(self, key, None)) for key in self.valid_kwargs.__annotations__}
+        )
+        x = torch.as_tensor(frames).permute(0, 3, 1, 2).to(torch.float32)  # (T, 3, H, W)
+        if opts["do_rescale"]:
+            inverse = 1 / opts["rescale_factor"]
+            x = x / round(inverse) if abs(inverse - round(inverse)) < 1e-6 else x * opts["rescale_factor"]
+        if opts["do_resize"]:
+            size = opts["size"]
+            if size.height is None or size.width is None:
+                raise ValueError(
+                    f"size must give height and width (aspect ratio is not kept); got {dict(size)}"
+                )
+            resample = int(opts["resample"])
+            if resample not in _RESAMPLE_TO_TORCH:
+                raise ValueError(f"resample must be 0 (nearest), 2 (bilinear) or 3 (bicubic); got {resample}")
+            mode = _RESAMPLE_TO_TORCH[resample]
+            if (x.shape[-2], x.shape[-1]) != (size.height, size.width):
+                x = F.interpolate(
+                    x,
+                    size=(size.height, size.width),
+                    mode=mode,
+                    align_corners=None if mode == "nearest" else False,
+                    antialias=mode != "nearest",
+                )  # (T, 3, H', W')
+        if opts["do_center_crop"] and opts["crop_size"] is not None:
+            crop = opts["crop_size"]
+            top = max(0, (x.shape[-2] - crop.height) // 2)
+            left = max(0, (x.shape[-1] - crop.width) // 2)
+            x = x[..., top : top + crop.height, left : left + crop.width]
+        if opts["do_normalize"]:
+            mean = torch.tensor(opts["image_mean"], dtype=x.dtype).view(1, 3, 1, 1)
+            std = torch.tensor(opts["image_std"], dtype=x.dtype).view(1, 3, 1, 1)
+            x = (x - mean) / std
+        return x
+
+    # -- call --------------------------------------------------------------------------------------------
+
+    def preprocess(self, videos: Any, **kwargs: Unpack[HiLightVideoProcessorKwargs]) -> BatchFeature:
+        """Read, sample and transform ``videos``; see the class docstring for inputs and outputs."""
+        unknown = set(kwargs) - set(self.valid_kwargs.__annotations__)
+        if unknown:
+            raise TypeError(f"unknown video processor arguments: {sorted(unknown)}")
+        return_tensors = kwargs.pop("return_tensors", None)
+        return_metadata = kwargs.pop("return_metadata", self.return_metadata)
+        video_list = self.make_video_list(videos)
+        if not video_list:
+            raise ValueError("no video given")
+        given_metadata = kwargs.pop("video_metadata", None)
+        if isinstance(given_metadata, (list, tuple)):
+            if len(given_metadata) != len(video_list):
+                raise ValueError(
+                    f"got {len(video_list)} videos but {len(given_metadata)} video_metadata entries"
+                )
+        else:
+            given_metadata = [given_metadata] * len(video_list)
+        pixel_values, metadata = [], []
+        for video, meta in zip(video_list, given_metadata, strict=True):
+            frames, video_metadata = self.load(video, video_metadata=meta, **kwargs)
+            pixel_values.append(self.transform(frames, **kwargs))  # (T, 3, H', W')
+            metadata.append(video_metadata)
+        if return_tensors is not None:
+            shapes = {tuple(p.shape) for p in pixel_values}
+            if len(shapes) > 1:
+                raise ValueError(
+                    f"videos of different shapes cannot be stacked into one tensor: {sorted(shapes)}"
+                )
+            pixel_values = torch.stack(pixel_values)  # (B, T, 3, H', W')
+            if str(return_tensors) not in ("pt", "TensorType.PYTORCH"):
+                pixel_values = pixel_values.numpy()
+        data = {"pixel_values": pixel_values}
+        if return_metadata:
+            data["video_metadata"] = metadata
+        return BatchFeature(data=data, skip_tensor_conversion=["video_metadata"])
+
+    def __call__(self, videos: Any = None, **kwargs: Unpack[HiLightVideoProcessorKwargs]) -> BatchFeature:
+        return self.preprocess(videos, **kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        output = super().to_dict()
+        output.pop("_valid_kwargs_names", None)
+        for key in ("video_metadata", "device", "input_data_format", "data_format", "return_tensors"):
+            output.pop(key, None)
+        return output
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Processor (video processor + tokenizer)
+# ----------------------------------------------------------------------------------------------------------
+
+
+class HiLightProcessorKwargs(ProcessingKwargs, total=False):
+    videos_kwargs: HiLightVideoProcessorKwargs
+
+
+class HiLightProcessor(ProcessorMixin):
+    r"""Joins ``HiLightVideoProcessor`` and a tokenizer.
+
+    ``processor(text=..., videos=..., return_tensors="pt")`` returns ``input_ids`` and ``attention_mask``
+    (left padding for batches) and ``pixel_values`` float [V, T, 3, H, W] (V = videos in text order). Every
+    ``<video>`` in the text becomes ``T * tokens_per_frame`` copies of the ``<video>`` token (the model
+    replaces them with its vision tokens); the number of placeholders must equal the number of videos.
+
+    Chat template (official conv_gemma strings; the tokenizer adds ``<bos>``):
+        user turn ``<start_of_turn>user\n{content}<end_of_turn>\n``; assistant turn
+        ``<start_of_turn>model\n{content}<end_of_turn>\n<eos>`` (content + ``<end_of_turn>\n<eos>`` are the
+        trained tokens, marked by ``return_assistant_tokens_mask=True``); generation prompt
+        ``<start_of_turn>model\n``; a system message is written verbatim in front (as the official web
+        demo does). Content parts ``{"type": "video", "path": ...}`` render as ``<video>\n`` at the start
+        of the turn (the official training-time rule), then the ``{"type": "text"}`` parts; string content
+        is used verbatim.
+
+    Args:
+        video_processor (`HiLightVideoProcessor`), tokenizer (any fast tokenizer with a ``<video>`` token).
+        chat_template (`str`, *optional*): defaults to ``CHAT_TEMPLATE``.
+        tokens_per_frame (`int`, defaults to 32): vision tokens per frame (the model's
+            ``token_mining_config.queries_per_frame``).
+        video_token (`str`, defaults to ``"<video>"``).
+    """
+
+    valid_processor_kwargs = HiLightProcessorKwargs
+    text_kwargs: ClassVar[dict[str, Any]] = {"padding": True, "padding_side": "left"}
+
+    def __init__(
+        self,
+        video_processor: HiLightVideoProcessor | None = None,
+        tokenizer: Any = None,
+        chat_template: str | None = None,
+        tokens_per_frame: int = 32,
+        video_token: str = VIDEO_TOKEN,
+        **kwargs: Any,
+    ):
+        self.tokens_per_frame = int(tokens_per_frame)
+        self.video_token = video_token
+        if tokenizer is not None:
+            video_token_id = tokenizer.convert_tokens_to_ids(video_token)
+            if video_token_id is None or video_token_id == tokenizer.unk_token_id:
+                raise ValueError(f"the tokenizer has no {video_token} token; add it as a special token")
+            self.video_token_id = video_token_id
+        super().__init__(
+            video_processor,
+            tokenizer,
+            chat_template=chat_template if chat_template is not None else CHAT_TEMPLATE,
+        )
+
+    # transformers routes video processors through AutoVideoProcessor / VIDEO_PROCESSOR_MAPPING, which exist
+    # only when torchvision is installed, even for remote-code classes. HiLight's video processor needs torch
+    # alone, so these two hooks type-check and load it directly; everything else is ProcessorMixin's.
+    def check_argument_for_proper_class(self, argument_name: str, argument: Any):
+        if argument_name == "video_processor":
+            if not isinstance(argument, VideoProcessorMixin):
+                raise TypeError(f"video_processor must be a video processor; got {type(argument).__name__}")
+            return type(argument)
+        return super().check_argument_for_proper_class(argument_name, argument)
+
+    @classmethod
+    def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
+        subfolder = kwargs.pop("subfolder", "")
+        video_processor = HiLightVideoProcessor.from_pretrained(
+            pretrained_model_name_or_path, subfolder=subfolder, **kwargs
+        )
+        tokenizer = cls._load_tokenizer_from_pretrained(
+            "tokenizer", pretrained_model_name_or_path, subfolder=subfolder, **kwargs
+        )
+        return [video_processor, tokenizer]
+
+    def validate_inputs(self, images=None, text=None, videos=None, audio=None, **kwargs):
+        if images is not None or audio is not None:
+            raise ValueError("HiLight takes text and videos only (no images or audio)")
+        if text is None and videos is None:
+            raise ValueError("give text, videos, or both")
+        if text is None:
+            return
+        texts = [text] if isinstance(text, str) else text
+        if not all(isinstance(t, str) for t in texts):
+            raise ValueError("text must be a string or a list of strings")
+        placeholders = sum(t.count(self.video_token) for t in texts)
+        num_videos = len(HiLightVideoProcessor.make_video_list(videos))
+        if placeholders != num_videos:
+            raise VideoPlaceholderMismatchError(
+                f"the text has {placeholders} {self.video_token} placeholder(s) but {num_videos} video(s) were "
+                f"given; put exactly one {self.video_token} in the text for each video, in the same order"
+            )
+
+    def _process_videos(self, videos: Any, **kwargs: Any):
+        processed = self.video_processor(videos, **kwargs)
+        replacements = [self.replace_video_token(processed, i) for i in range(len(processed["pixel_values"]))]
+        return processed, replacements
+
+    def replace_video_token(self, video_inputs: dict, video_idx: int, **kwargs: Any) -> str:
+        num_frames = len(video_inputs["pixel_values"][video_idx])
+        return self.video_token * (num_frames * self.tokens_per_frame)
+
+    @property
+    def model_input_names(self) -> list[str]:
+        return ["input_ids", "attention_mask", "pixel_values"]
+
+
+HiLightVideoProcessor.register_for_auto_class("AutoVideoProcessor")
+HiLightProcessor.register_for_auto_class("AutoProcessor")
+
+__all__ = [
+    "CHAT_TEMPLATE",
+    "VIDEO_TOKEN",
+    "CorruptVideoError",
+    "HiLightProcessor",
+    "HiLightVideoMetadata",
+    "HiLightVideoProcessor",
+    "NoDecodableFramesError",
+    "NoVideoStreamError",
+    "NotAVideoError",
+    "VideoDecodeTimeoutError",
+    "VideoDecoderCrashedError",
+    "VideoNotFoundError",
+    "VideoPlaceholderMismatchError",
+    "VideoReadError",
+    "VideoTooLargeError",
+    "official_frame_indices",
+    "read_video",
+]

@@ -18,6 +18,7 @@ What is notable:
 Shape legend: B videos in a batch, T frames, H x W pixels, C = 3 (RGB).
 """
 
+import faulthandler
 import io
 import math
 import os
@@ -437,6 +438,7 @@ def _run_in_child(function: Callable[[], Any], timeout: float | None, name: str)
         exit_code = 0
         try:
             os.close(read_fd)
+            faulthandler.disable()  # a crash is reported by the parent; no traceback dump from the child
             try:
                 payload = ("ok", function())
             except BaseException as exc:

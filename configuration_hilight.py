@@ -1,0 +1,452 @@
+"""HiLight configuration: one composite config with typed, validated sub-configs, plus named presets.
+
+    HiLightConfig
+    ├── video_config         HiLightVideoConfig        CLIP-ViP video tower (+ its CLIP text encoder)
+    ├── image_config         HiLightImageConfig        Long-CLIP image tower (+ its 248-token text encoder)
+    ├── token_mining_config  HiLightTokenMiningConfig  TokenMining fusion -> vision tokens for the LM
+    └── text_config          any transformers causal-LM config (Gemma in both presets)
+
+Presets are configuration, not code: ``HiLightConfig.from_preset("paper")`` gives the official HiLight-2B
+shapes, ``HiLightConfig.from_preset("tiny")`` the same architecture small enough for a 2-core CPU.
+Keyword overrides merge into the preset, sub-config dicts key by key:
+
+    >>> cfg = HiLightConfig.from_preset("tiny", num_frames=8, text_config={"vocab_size": 1000})
+
+The sub-configs cross-check each other in ``HiLightConfig`` (e.g. TokenMining's output width must equal the
+LM's hidden size); a mismatch raises ``ValueError`` naming both fields.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, ClassVar
+
+from huggingface_hub.dataclasses import strict
+from transformers import AutoConfig, PreTrainedConfig
+from transformers.configuration_utils import SubConfigSpec
+
+
+def _check_positive(config: PreTrainedConfig, *names: str) -> None:
+    for name in names:
+        value = getattr(config, name)
+        if value is None or value <= 0:
+            raise ValueError(f"{type(config).__name__}.{name} must be a positive number, got {value!r}.")
+
+
+def _check_heads(config: PreTrainedConfig, width: str, heads: str) -> None:
+    if getattr(config, width) % getattr(config, heads) != 0:
+        raise ValueError(
+            f"{type(config).__name__}.{width} ({getattr(config, width)}) must be divisible by "
+            f"{heads} ({getattr(config, heads)})."
+        )
+
+
+def _check_patches(config: PreTrainedConfig) -> None:
+    if config.image_size % config.patch_size != 0:
+        raise ValueError(
+            f"{type(config).__name__}.image_size ({config.image_size}) must be a multiple of "
+            f"patch_size ({config.patch_size})."
+        )
+
+
+@strict
+class HiLightVideoConfig(PreTrainedConfig):
+    r"""CLIP-ViP video tower (a ViT over all frames at once) and the CLIP text encoder paired with it.
+
+    Args:
+        hidden_size (`int`, defaults to 768): width of the vision transformer.
+        intermediate_size (`int`, defaults to 3072): hidden width of each MLP.
+        num_hidden_layers (`int`, defaults to 12): number of pre-LN transformer layers.
+        num_attention_heads (`int`, defaults to 12): attention heads per layer.
+        patch_size (`int`, defaults to 16): side of the square patches (conv stride, no bias).
+        image_size (`int`, defaults to 224): frame side in pixels; ``(image_size // patch_size) ** 2`` patches
+            per frame.
+        num_channels (`int`, defaults to 3): input channels.
+        num_proxy_tokens (`int`, defaults to 3): learned video proxy tokens ("added_cls" in CLIP-ViP) placed
+            after CLS; the leading block is ``1 + num_proxy_tokens`` tokens that attend to everything, while a
+            patch token attends to the leading block and the patches of its own frame.
+        num_frames (`int`, defaults to 12): number of frames the temporal embedding table was trained for;
+            other frame counts interpolate it linearly along time (``align_corners=False``).
+        hidden_act (`str`, defaults to `"quick_gelu"`): MLP activation, a key of ``transformers.activations.ACT2FN``.
+        layer_norm_eps (`float`, defaults to 1e-5): epsilon of every LayerNorm in the tower.
+        projection_dim (`int`, defaults to 512): width of the joint video-text embedding space
+            (``encode_video`` / ``encode_text``), used only for contrastive pretraining.
+        use_text_encoder (`bool`, defaults to `True`): build the CLIP text encoder (needed for contrastive
+            pretraining only; HiLight's generation path never uses it).
+        text_vocab_size (`int`, defaults to 49408): vocabulary size of the text encoder.
+        text_hidden_size (`int`, defaults to 512): text encoder width.
+        text_intermediate_size (`int`, defaults to 2048): text encoder MLP width.
+        text_num_hidden_layers (`int`, defaults to 12): text encoder layers (causal self-attention).
+        text_num_attention_heads (`int`, defaults to 8): text encoder heads.
+        text_max_position_embeddings (`int`, defaults to 77): text context length.
+        text_eos_token_id (`int`, defaults to 49407): the text embedding is read at the first occurrence of
+            this id in each row (CLIP's end-of-text token).
+        logit_scale_init_value (`float`, defaults to 2.6592): initial value of the learned log temperature.
+    """
+
+    model_type = "hilight_video"
+    base_config_key = "video_config"
+
+    hidden_size: int = 768
+    intermediate_size: int = 3072
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    patch_size: int = 16
+    image_size: int = 224
+    num_channels: int = 3
+    num_proxy_tokens: int = 3
+    num_frames: int = 12
+    hidden_act: str = "quick_gelu"
+    layer_norm_eps: float = 1e-5
+    projection_dim: int = 512
+    use_text_encoder: bool = True
+    text_vocab_size: int = 49408
+    text_hidden_size: int = 512
+    text_intermediate_size: int = 2048
+    text_num_hidden_layers: int = 12
+    text_num_attention_heads: int = 8
+    text_max_position_embeddings: int = 77
+    text_eos_token_id: int = 49407
+    logit_scale_init_value: float = 2.6592
+
+    @property
+    def num_patches(self) -> int:
+        """Patch tokens per frame."""
+        return (self.image_size // self.patch_size) ** 2
+
+    @property
+    def num_leading_tokens(self) -> int:
+        """CLS plus the proxy tokens (M)."""
+        return 1 + self.num_proxy_tokens
+
+    def validate_shapes(self):
+        _check_positive(
+            self, "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "patch_size",
+            "image_size", "num_channels", "num_frames", "projection_dim", "text_vocab_size", "text_hidden_size",
+            "text_intermediate_size", "text_num_hidden_layers", "text_num_attention_heads",
+            "text_max_position_embeddings",
+        )  # fmt: skip
+        if self.num_proxy_tokens < 0:
+            raise ValueError(
+                f"HiLightVideoConfig.num_proxy_tokens must be >= 0, got {self.num_proxy_tokens}."
+            )
+        _check_heads(self, "hidden_size", "num_attention_heads")
+        _check_heads(self, "text_hidden_size", "text_num_attention_heads")
+        _check_patches(self)
+
+
+@strict
+class HiLightImageConfig(PreTrainedConfig):
+    r"""Long-CLIP image tower (an OpenAI-CLIP ViT applied to every frame) and its long-context text encoder.
+
+    Args:
+        hidden_size (`int`, defaults to 768): ViT width (rows of ``visual.conv1.weight`` in Long-CLIP files).
+        intermediate_size (`int`, defaults to 3072): MLP width (4x the width in every CLIP).
+        num_hidden_layers (`int`, defaults to 12): number of residual attention blocks.
+        num_attention_heads (`int`, defaults to 12): heads per block (width // 64 in Long-CLIP).
+        patch_size (`int`, defaults to 16): patch side (conv kernel and stride, no bias).
+        image_size (`int`, defaults to 224): frame side in pixels.
+        num_channels (`int`, defaults to 3): input channels.
+        projection_dim (`int`, defaults to 512): output width of ``ln_post(CLS) @ proj``; these per-frame
+            embeddings are TokenMining's queries.
+        hidden_act (`str`, defaults to `"quick_gelu"`): MLP activation.
+        layer_norm_eps (`float`, defaults to 1e-5): epsilon of every LayerNorm.
+        use_text_encoder (`bool`, defaults to `True`): build the text encoder (contrastive pretraining only).
+        text_vocab_size (`int`, defaults to 49408): text vocabulary size.
+        text_hidden_size (`int`, defaults to 512): text width.
+        text_intermediate_size (`int`, defaults to 2048): text MLP width.
+        text_num_hidden_layers (`int`, defaults to 12): text layers (causal self-attention).
+        text_num_attention_heads (`int`, defaults to 8): text heads.
+        text_max_position_embeddings (`int`, defaults to 248): Long-CLIP's stretched text context.
+        text_num_short_positions (`int`, defaults to 20): positions ``< text_num_short_positions`` read the
+            original table ``positional_embedding``; later ones read ``positional_embedding_res``
+            (Long-CLIP's knowledge-preserving stretch).
+        text_eos_token_id (`int`, defaults to 49407): the text embedding is read at the first occurrence of
+            this id in each row.
+        logit_scale_init_value (`float`, defaults to 2.6592): initial value of the learned log temperature.
+    """
+
+    model_type = "hilight_image"
+    base_config_key = "image_config"
+
+    hidden_size: int = 768
+    intermediate_size: int = 3072
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    patch_size: int = 16
+    image_size: int = 224
+    num_channels: int = 3
+    projection_dim: int = 512
+    hidden_act: str = "quick_gelu"
+    layer_norm_eps: float = 1e-5
+    use_text_encoder: bool = True
+    text_vocab_size: int = 49408
+    text_hidden_size: int = 512
+    text_intermediate_size: int = 2048
+    text_num_hidden_layers: int = 12
+    text_num_attention_heads: int = 8
+    text_max_position_embeddings: int = 248
+    text_num_short_positions: int = 20
+    text_eos_token_id: int = 49407
+    logit_scale_init_value: float = 2.6592
+
+    @property
+    def num_patches(self) -> int:
+        """Patch tokens per frame."""
+        return (self.image_size // self.patch_size) ** 2
+
+    def validate_shapes(self):
+        _check_positive(
+            self, "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "patch_size",
+            "image_size", "num_channels", "projection_dim", "text_vocab_size", "text_hidden_size",
+            "text_intermediate_size", "text_num_hidden_layers", "text_num_attention_heads",
+            "text_max_position_embeddings",
+        )  # fmt: skip
+        _check_heads(self, "hidden_size", "num_attention_heads")
+        _check_heads(self, "text_hidden_size", "text_num_attention_heads")
+        _check_patches(self)
+        if not 0 <= self.text_num_short_positions <= self.text_max_position_embeddings:
+            raise ValueError(
+                "HiLightImageConfig.text_num_short_positions must lie in [0, text_max_position_embeddings], "
+                f"got {self.text_num_short_positions}."
+            )
+
+
+@strict
+class HiLightTokenMiningConfig(PreTrainedConfig):
+    r"""TokenMining: single-head cross-attention from Long-CLIP frame queries to CLIP-ViP tokens.
+
+    Every scalar of a frame's Long-CLIP embedding goes through ``Linear(1, queries_per_frame) + ReLU``; the
+    result is re-read with a plain reshape as ``queries_per_frame`` query rows per frame (the official
+    layout, see ``modeling_hilight.TokenMining``). The mined features go through
+    LN -> Linear -> ReLU -> Linear -> ReLU to the LM width.
+
+    Args:
+        video_hidden_size (`int`, defaults to 768): width of the CLIP-ViP tokens (keys / values source).
+        image_embed_dim (`int`, defaults to 512): width of the Long-CLIP frame embeddings (query source).
+        hidden_size (`int`, defaults to 512): attention width of queries, keys and values.
+        queries_per_frame (`int`, defaults to 32): vision tokens per frame; a clip of T frames gives
+            ``T * queries_per_frame`` tokens for the LM (12 x 32 = 384 in the paper).
+        output_hidden_size (`int`, defaults to 2048): width of the output tokens; must equal the LM's
+            ``hidden_size``.
+        layer_norm_eps (`float`, defaults to 1e-5): epsilon of the four LayerNorms.
+    """
+
+    model_type = "hilight_token_mining"
+    base_config_key = "token_mining_config"
+
+    video_hidden_size: int = 768
+    image_embed_dim: int = 512
+    hidden_size: int = 512
+    queries_per_frame: int = 32
+    output_hidden_size: int = 2048
+    layer_norm_eps: float = 1e-5
+
+    def validate_shapes(self):
+        _check_positive(
+            self,
+            "video_hidden_size",
+            "image_embed_dim",
+            "hidden_size",
+            "queries_per_frame",
+            "output_hidden_size",
+        )
+
+
+# Presets: plain data. Sub-config dicts are merged key by key with user overrides in `from_preset`.
+_GEMMA_2B = {
+    "model_type": "gemma",
+    "vocab_size": 256000,
+    "hidden_size": 2048,
+    "intermediate_size": 16384,
+    "num_hidden_layers": 18,
+    "num_attention_heads": 8,
+    "num_key_value_heads": 1,
+    "head_dim": 256,
+    # Exact erf GELU, as the official model ran it (transformers 4.38 mapped Gemma's "gelu" to exact GELU;
+    # GemmaConfig now rewrites "gelu" to the tanh approximation, "gelu_python" is the same exact erf formula).
+    "hidden_act": "gelu_python",
+    "max_position_embeddings": 8192,
+    "rms_norm_eps": 1e-6,
+    "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0},
+    "bos_token_id": 2,
+    "eos_token_id": 1,
+    "pad_token_id": 0,
+    "tie_word_embeddings": True,
+}
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # Official HiLight-2B shapes: CLIP-ViP B/16 (CLS + 3 proxies, 12 frames), Long-CLIP B/16 (512-d), TokenMining
+    # 768/512 -> 12 x 32 = 384 tokens of width 2048, Gemma-2B.
+    "paper": {
+        "num_frames": 12,
+        "video_config": {},
+        "image_config": {},
+        "token_mining_config": {},
+        "text_config": _GEMMA_2B,
+    },
+    # Same architecture, CPU sized: 12 frames of 224 px in patches of 32 (7 x 7 = 49 per frame, 4 + 588 CLIP-ViP
+    # tokens), 4-layer towers of width 192 / 128, 8 queries per frame (96 vision tokens), a 4-layer Gemma of
+    # width 256. One clip (both towers + TokenMining + a 136-token prefill) runs in bf16 in ~tens of ms on 2
+    # cores (see benchmarks/bench_model.py). vocab_size is a placeholder the default-model issue sets from
+    # its tokenizer.
+    "tiny": {
+        "num_frames": 12,
+        "video_token_id": 6,  # <pad> <eos> <bos> <unk> <start_of_turn> <end_of_turn> <video> (training tokenizer)
+        "video_config": {
+            "hidden_size": 192,
+            "intermediate_size": 768,
+            "num_hidden_layers": 4,
+            "num_attention_heads": 3,
+            "patch_size": 32,
+            "projection_dim": 128,
+            "text_vocab_size": 8192,
+            "text_hidden_size": 128,
+            "text_intermediate_size": 512,
+            "text_num_hidden_layers": 2,
+            "text_num_attention_heads": 2,
+            "text_eos_token_id": 1,
+        },
+        "image_config": {
+            "hidden_size": 128,
+            "intermediate_size": 512,
+            "num_hidden_layers": 4,
+            "num_attention_heads": 2,
+            "patch_size": 32,
+            "projection_dim": 128,
+            "text_vocab_size": 8192,
+            "text_hidden_size": 128,
+            "text_intermediate_size": 512,
+            "text_num_hidden_layers": 2,
+            "text_num_attention_heads": 2,
+            "text_eos_token_id": 1,
+        },
+        "token_mining_config": {"hidden_size": 128, "queries_per_frame": 8},
+        "text_config": {
+            **_GEMMA_2B,
+            "vocab_size": 8192,
+            "hidden_size": 256,
+            "intermediate_size": 1024,
+            "num_hidden_layers": 4,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 1,
+            "head_dim": 64,
+            "max_position_embeddings": 2048,
+        },
+    },
+}
+
+AUTO_MAP = {
+    "AutoConfig": "configuration_hilight.HiLightConfig",
+    "AutoModel": "modeling_hilight.HiLightForConditionalGeneration",
+    "AutoModelForImageTextToText": "modeling_hilight.HiLightForConditionalGeneration",
+}
+
+_SUB_CONFIG_KEYS = ("video_config", "image_config", "token_mining_config", "text_config")
+
+
+@strict
+class HiLightConfig(PreTrainedConfig):
+    r"""Configuration of [`HiLightForConditionalGeneration`]: two vision towers, TokenMining and a causal LM.
+
+    Args:
+        video_config (`HiLightVideoConfig` or `dict`, *optional*): CLIP-ViP tower; defaults to the paper shapes.
+        image_config (`HiLightImageConfig` or `dict`, *optional*): Long-CLIP tower; defaults to the paper shapes.
+        token_mining_config (`HiLightTokenMiningConfig` or `dict`, *optional*): TokenMining. Its
+            ``video_hidden_size``, ``image_embed_dim`` and ``output_hidden_size`` must equal
+            ``video_config.hidden_size``, ``image_config.projection_dim`` and ``text_config.hidden_size``.
+        text_config (`PreTrainedConfig` or `dict`, *optional*): config of any causal LM that
+            ``AutoModelForCausalLM.from_config`` can build (a dict needs its ``model_type``; default Gemma).
+        video_token_id (`int`, *optional*): id of the ``<video>`` placeholder token (the converter and the
+            presets set it; a forward with a visual input needs it). The processor expands
+            each ``<video>`` into ``num_frames * token_mining_config.queries_per_frame`` copies; the model
+            replaces them, in order, by the vision tokens.
+        num_frames (`int`, defaults to 12): frames per clip that the processor samples and the model was
+            trained on (``video_config.num_frames`` is the temporal table's length; both are 12 in the paper).
+
+    Class method ``from_preset(name, **overrides)`` builds a named preset (``PRESETS``: "paper", "tiny").
+    """
+
+    model_type = "hilight"
+    sub_configs_defaults: ClassVar[dict[str, Any]] = {
+        "video_config": HiLightVideoConfig,
+        "image_config": HiLightImageConfig,
+        "token_mining_config": HiLightTokenMiningConfig,
+        "text_config": SubConfigSpec(config_class=AutoConfig, model_type="gemma", init_kwargs=_GEMMA_2B),
+    }
+
+    video_config: dict | PreTrainedConfig | None = None
+    image_config: dict | PreTrainedConfig | None = None
+    token_mining_config: dict | PreTrainedConfig | None = None
+    text_config: dict | PreTrainedConfig | None = None
+    video_token_id: int | None = None
+    num_frames: int = 12
+
+    def __post_init__(self, **kwargs):
+        # Hub loading through trust_remote_code: the root files named here are the model's code.
+        kwargs["auto_map"] = {**AUTO_MAP, **(kwargs.get("auto_map") or {})}
+        super().__post_init__(**kwargs)
+
+    @property
+    def tokens_per_video(self) -> int:
+        """Vision tokens per clip of ``num_frames`` frames (384 in the paper)."""
+        return self.num_frames * self.token_mining_config.queries_per_frame
+
+    def validate_consistency(self):
+        tm = self.token_mining_config
+        pairs = [
+            ("token_mining_config.video_hidden_size", tm.video_hidden_size, "video_config.hidden_size",
+             self.video_config.hidden_size),
+            ("token_mining_config.image_embed_dim", tm.image_embed_dim, "image_config.projection_dim",
+             self.image_config.projection_dim),
+            ("token_mining_config.output_hidden_size", tm.output_hidden_size, "text_config.hidden_size",
+             self.text_config.hidden_size),
+        ]  # fmt: skip
+        for name_a, a, name_b, b in pairs:
+            if a != b:
+                raise ValueError(f"HiLightConfig: {name_a} ({a}) must equal {name_b} ({b}).")
+        _check_positive(self, "num_frames")
+        vocab = getattr(self.text_config, "vocab_size", None)
+        if self.video_token_id is not None and vocab is not None and not 0 <= self.video_token_id < vocab:
+            raise ValueError(
+                f"HiLightConfig.video_token_id ({self.video_token_id}) must be a token id of the LM "
+                f"(0 <= id < text_config.vocab_size = {vocab})."
+            )
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> HiLightConfig:
+        """Build a named preset (see ``PRESETS``). Overrides of sub-configs given as dicts are merged into
+        the preset's dict; everything else replaces the preset value.
+
+        The TokenMining widths that must match the towers and the LM follow them automatically unless
+        overridden explicitly.
+        """
+        if name not in PRESETS:
+            raise ValueError(f"Unknown HiLight preset {name!r}; choose one of {sorted(PRESETS)}.")
+        kwargs = copy.deepcopy(PRESETS[name])
+        for key, value in overrides.items():
+            if key in _SUB_CONFIG_KEYS and isinstance(value, dict):
+                kwargs[key] = {**kwargs.get(key, {}), **value}
+            else:
+                kwargs[key] = value
+        tm = kwargs["token_mining_config"]
+        if isinstance(tm, dict):
+            for tm_key, sub_key, field in [
+                ("video_hidden_size", "video_config", "hidden_size"),
+                ("image_embed_dim", "image_config", "projection_dim"),
+                ("output_hidden_size", "text_config", "hidden_size"),
+            ]:
+                sub = kwargs[sub_key]
+                value = sub.get(field) if isinstance(sub, dict) else getattr(sub, field)
+                if value is not None:
+                    tm.setdefault(tm_key, value)
+        return cls(**kwargs)
+
+
+__all__ = [
+    "PRESETS",
+    "HiLightConfig",
+    "HiLightImageConfig",
+    "HiLightTokenMiningConfig",
+    "HiLightVideoConfig",
+]

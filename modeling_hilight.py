@@ -1,0 +1,745 @@
+"""HiLight (arXiv 2407.07325): a video-language model with two vision towers fused by TokenMining.
+
+    pixel_values (V, T, 3, H, W) ─┬─► CLIPViPVideoTower ─► hidden states before post-LN (V, M + T*P, Dv)
+                                  └─► LongCLIPImageTower ─► per-frame ln_post(CLS) @ proj (V, T, Di)
+                                                 │
+    TokenMining: queries from the frame embeddings, keys/values from the CLIP-ViP tokens ─► (V, T*Q, H)
+                                                 │
+    input_ids with T*Q `<video>` tokens per clip ─► masked_scatter ─► causal LM (any HF causal LM) ─► logits
+
+What is notable here:
+- CLIP-ViP's attention rule (the M leading tokens = CLS + proxies see everything; a patch token sees the
+  leading tokens and its own frame) is ONE `scaled_dot_product_attention` call with a boolean mask; there
+  is no Python loop over frames. The temporal embedding is linearly interpolated for other frame counts.
+- Long-CLIP encodes all frames of all clips in one batched pass (the official code loops frame by frame).
+- TokenMining reproduces the official query layout exactly (see `TokenMining`), so official weights give
+  official numbers; `train/convert_official.py` converts official checkpoints to this file's layout.
+- Vision tokens are spliced where the LM's token embeddings are, and any scale the LM's input embedding
+  applies to token rows (Gemma's sqrt(hidden_size)) is applied to them too, as in the official model.
+- No dtype casts in forward: run fp32 for parity, or bf16 (weights or autocast) for speed on CPU. The only
+  conversion aligns the vision tokens with the dtype of the LM's embeddings before the splice.
+- What trains is decided in one place: `HiLightForConditionalGeneration.set_trainable` (and `lock_towers`,
+  `lock_language_model`).
+
+Shape legend: V videos (clips) in a batch, T frames per clip, P patches per frame, M leading tokens
+(1 CLS + proxies), Dv / Di widths of the video tower / Long-CLIP embedding, Q queries per frame,
+H LM hidden size, B batch rows of text, S text length.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AutoModelForCausalLM, GenerationMixin, PreTrainedModel
+from transformers import initialization as init
+from transformers.activations import ACT2FN
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import CausalLMOutputWithPast
+from transformers.utils import ModelOutput
+
+from .configuration_hilight import (
+    HiLightConfig,
+    HiLightImageConfig,
+    HiLightTokenMiningConfig,
+    HiLightVideoConfig,
+)
+
+# ----------------------------------------------------------------------------------------------------------
+# Outputs
+
+
+@dataclass
+class HiLightVideoFeatures(ModelOutput):
+    """What `get_video_features(..., return_intermediates=True)` returns.
+
+    Args:
+        video_embeds: vision tokens for the LM, (V, T*Q, H).
+        video_hidden_states: CLIP-ViP last-layer hidden states before post-LN, (V, M + T*P, Dv).
+        frame_embeds: Long-CLIP per-frame embeddings, (V, T, Di).
+        token_mining_attentions: TokenMining softmax weights, (V, T*Q, M + T*P).
+    """
+
+    video_embeds: torch.FloatTensor | None = None
+    video_hidden_states: torch.FloatTensor | None = None
+    frame_embeds: torch.FloatTensor | None = None
+    token_mining_attentions: torch.FloatTensor | None = None
+
+
+@dataclass
+class HiLightCausalLMOutputWithPast(CausalLMOutputWithPast):
+    """Causal-LM output plus the vision tokens spliced into this forward (None on decoding steps).
+
+    Args:
+        video_embeds: (V, T*Q, H) vision tokens used in this forward.
+    """
+
+    video_embeds: torch.FloatTensor | None = None
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Shared transformer pieces (pre-LN blocks as in CLIP; q|k|v fused into one Linear)
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention through `scaled_dot_product_attention` (queries scaled by head_dim**-0.5)."""
+
+    def __init__(self, width: int, num_heads: int):
+        super().__init__()
+        self.num_heads = num_heads
+        self.qkv = nn.Linear(width, 3 * width)
+        self.out_proj = nn.Linear(width, width)
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, is_causal: bool = False):
+        B, L, C = x.shape
+        qkv = self.qkv(x).view(B, L, 3, self.num_heads, C // self.num_heads)  # (B, L, 3, nh, hd)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, nh, L, hd)
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, is_causal=is_causal
+        )  # (B, nh, L, hd)
+        return self.out_proj(y.transpose(1, 2).reshape(B, L, C))  # (B, L, C)
+
+
+class MLP(nn.Module):
+    def __init__(self, width: int, hidden: int, act: str):
+        super().__init__()
+        self.fc1 = nn.Linear(width, hidden)
+        self.act = ACT2FN[act]
+        self.fc2 = nn.Linear(hidden, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class TransformerBlock(GradientCheckpointingLayer):
+    """x + attn(ln_1(x)); x + mlp(ln_2(x))."""
+
+    def __init__(self, width: int, num_heads: int, hidden: int, act: str, eps: float):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(width, eps=eps)
+        self.attn = Attention(width, num_heads)
+        self.ln_2 = nn.LayerNorm(width, eps=eps)
+        self.mlp = MLP(width, hidden, act)
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, is_causal: bool = False):
+        x = x + self.attn(self.ln_1(x), attn_mask=attn_mask, is_causal=is_causal)
+        return x + self.mlp(self.ln_2(x))
+
+
+class Transformer(nn.Module):
+    def __init__(self, width: int, layers: int, num_heads: int, hidden: int, act: str, eps: float):
+        super().__init__()
+        self.layers = nn.ModuleList(
+            TransformerBlock(width, num_heads, hidden, act, eps) for _ in range(layers)
+        )
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, is_causal: bool = False):
+        for layer in self.layers:
+            x = layer(x, attn_mask=attn_mask, is_causal=is_causal)
+        return x
+
+
+class TextEncoder(nn.Module):
+    """CLIP text transformer (causal), pooled at the first end-of-text token and projected.
+
+    With `num_short_positions` set it is Long-CLIP's text encoder: positions below it read
+    `position_embedding`, the others `position_embedding_res`.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        width: int,
+        layers: int,
+        num_heads: int,
+        hidden: int,
+        max_positions: int,
+        act: str,
+        eps: float,
+        projection_dim: int,
+        eos_token_id: int,
+        num_short_positions: int | None = None,
+    ):
+        super().__init__()
+        self.eos_token_id = eos_token_id
+        self.num_short_positions = num_short_positions
+        self.token_embedding = nn.Embedding(vocab_size, width)
+        self.position_embedding = nn.Parameter(torch.empty(max_positions, width))
+        if num_short_positions is not None:
+            self.position_embedding_res = nn.Parameter(torch.empty(max_positions, width))
+        self.encoder = Transformer(width, layers, num_heads, hidden, act, eps)
+        self.final_layer_norm = nn.LayerNorm(width, eps=eps)
+        self.projection = nn.Linear(width, projection_dim, bias=False)
+
+    def positions(self, length: int) -> torch.Tensor:
+        """Position table for `length` tokens, (length, width)."""
+        if length > self.position_embedding.shape[0]:
+            raise ValueError(
+                f"Text of {length} tokens exceeds the text encoder's context of "
+                f"{self.position_embedding.shape[0]} tokens; truncate it."
+            )
+        if self.num_short_positions is None:
+            return self.position_embedding[:length]
+        n = min(self.num_short_positions, length)
+        return torch.cat([self.position_embedding[:n], self.position_embedding_res[n:length]])
+
+    def forward(self, input_ids: torch.LongTensor) -> torch.Tensor:
+        """Projected text embeddings (B, projection_dim) of token ids (B, L)."""
+        is_eos = input_ids == self.eos_token_id  # (B, L)
+        if not bool(is_eos.any(-1).all()):
+            raise ValueError(
+                f"Every text row must contain the end-of-text token id {self.eos_token_id}; the embedding is "
+                "read at its first occurrence."
+            )
+        x = self.token_embedding(input_ids) + self.positions(input_ids.shape[1])  # (B, L, C)
+        x = self.final_layer_norm(self.encoder(x, is_causal=True))  # (B, L, C)
+        pooled = x[torch.arange(x.shape[0], device=x.device), is_eos.int().argmax(-1)]  # (B, C)
+        return self.projection(pooled)  # (B, D)
+
+
+def _maybe_normalize(x: torch.Tensor, normalize: bool) -> torch.Tensor:
+    return F.normalize(x, dim=-1) if normalize else x
+
+
+# ----------------------------------------------------------------------------------------------------------
+# CLIP-ViP video tower
+
+
+def video_attention_mask(num_leading: int, num_frames: int, num_patches: int, device=None) -> torch.Tensor:
+    """CLIP-ViP's attention rule as a boolean mask (True = may attend), (L, L) with L = M + T*P.
+
+    The M leading tokens attend to all tokens; a patch token of frame t attends to the leading tokens
+    and to the patches of frame t.
+    """
+    frame = torch.cat(
+        [
+            torch.full((num_leading,), -1, device=device),
+            torch.arange(num_frames, device=device).repeat_interleave(num_patches),
+        ]
+    )  # (L,) frame index, -1 for leading tokens
+    leading = frame == -1
+    return (frame[:, None] == frame[None, :]) | leading[:, None] | leading[None, :]  # (L, L)
+
+
+def interpolate_temporal(table: torch.Tensor, num_frames: int) -> torch.Tensor:
+    """Linear interpolation of a (T0, C) temporal table to (T, C) along time (align_corners=False)."""
+    if table.shape[0] == num_frames:
+        return table
+    out = F.interpolate(table.t()[None], size=num_frames, mode="linear", align_corners=False)  # (1, C, T)
+    return out[0].t()  # (T, C)
+
+
+class CLIPViPVideoTower(nn.Module):
+    """CLIP-ViP: a ViT over all patches of all frames, with CLS + learned proxy tokens and a temporal embedding.
+
+    `forward(pixel_values)` returns the last layer's hidden states before post-LN (what HiLight uses);
+    `encode_video` / `encode_text` give the joint embeddings for contrastive pretraining.
+    """
+
+    def __init__(self, config: HiLightVideoConfig):
+        super().__init__()
+        self.config = config
+        C = config.hidden_size
+        self.patch_embedding = nn.Conv2d(
+            config.num_channels, C, kernel_size=config.patch_size, stride=config.patch_size, bias=False
+        )
+        self.class_embedding = nn.Parameter(torch.empty(C))
+        self.proxy_embedding = nn.Parameter(torch.empty(config.num_proxy_tokens, C))
+        self.position_embedding = nn.Parameter(torch.empty(config.num_patches + 1, C))
+        self.temporal_embedding = nn.Parameter(torch.empty(config.num_frames, C))
+        self.pre_layernorm = nn.LayerNorm(C, eps=config.layer_norm_eps)
+        self.encoder = Transformer(
+            C,
+            config.num_hidden_layers,
+            config.num_attention_heads,
+            config.intermediate_size,
+            config.hidden_act,
+            config.layer_norm_eps,
+        )
+        self.post_layernorm = nn.LayerNorm(C, eps=config.layer_norm_eps)
+        self.projection = nn.Linear(C, config.projection_dim, bias=False)
+        self.text_model = None
+        if config.use_text_encoder:
+            self.text_model = TextEncoder(
+                config.text_vocab_size,
+                config.text_hidden_size,
+                config.text_num_hidden_layers,
+                config.text_num_attention_heads,
+                config.text_intermediate_size,
+                config.text_max_position_embeddings,
+                config.hidden_act,
+                config.layer_norm_eps,
+                config.projection_dim,
+                config.text_eos_token_id,
+            )
+            self.logit_scale = nn.Parameter(torch.tensor(config.logit_scale_init_value))
+
+    def embed(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Token embeddings before pre-LN, (V, M + T*P, C)."""
+        V, T = pixel_values.shape[:2]
+        x = self.patch_embedding(pixel_values.flatten(0, 1))  # (V*T, C, h, w)
+        x = x.flatten(2).transpose(1, 2)  # (V*T, P, C)
+        P, C = x.shape[1:]
+        temporal = interpolate_temporal(self.temporal_embedding, T)  # (T, C)
+        x = x.view(V, T, P, C) + temporal[None, :, None, :] + self.position_embedding[1:]  # (V, T, P, C)
+        leading = torch.cat([self.class_embedding[None], self.proxy_embedding]) + self.position_embedding[0]
+        leading = leading.expand(V, -1, -1)  # (V, M, C)
+        return torch.cat([leading, x.reshape(V, T * P, C)], dim=1)  # (V, M + T*P, C)
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Last-layer hidden states before post-LN, (V, M + T*P, C), of frames (V, T, 3, H, W)."""
+        _check_pixel_values(pixel_values, self.config.image_size, "CLIP-ViP")
+        T = pixel_values.shape[1]
+        x = self.pre_layernorm(self.embed(pixel_values))  # (V, L, C)
+        mask = video_attention_mask(
+            self.config.num_leading_tokens, T, self.config.num_patches, device=x.device
+        )  # (L, L)
+        return self.encoder(x, attn_mask=mask)  # (V, L, C)
+
+    def encode_video(self, pixel_values: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+        """Pooled, projected clip embedding (V, projection_dim): post_layernorm(CLS) @ projection."""
+        pooled = self.post_layernorm(self(pixel_values)[:, 0])  # (V, C)
+        return _maybe_normalize(self.projection(pooled), normalize)
+
+    def encode_text(self, input_ids: torch.LongTensor, normalize: bool = False) -> torch.Tensor:
+        """Projected text embedding (B, projection_dim) from the CLIP text encoder."""
+        if self.text_model is None:
+            raise ValueError("This CLIP-ViP tower was built without a text encoder (use_text_encoder=False).")
+        return _maybe_normalize(self.text_model(input_ids), normalize)
+
+
+def _check_pixel_values(pixel_values: torch.Tensor, image_size: int, tower: str) -> None:
+    if pixel_values.ndim != 5 or pixel_values.shape[-2:] != (image_size, image_size):
+        raise ValueError(
+            f"{tower} expects pixel_values of shape (videos, frames, channels, {image_size}, {image_size}), "
+            f"got {tuple(pixel_values.shape)}."
+        )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Long-CLIP image tower
+
+
+class LongCLIPImageTower(nn.Module):
+    """Long-CLIP's image encoder (an OpenAI-CLIP ViT) applied to every frame, plus its 248-token text encoder."""
+
+    def __init__(self, config: HiLightImageConfig):
+        super().__init__()
+        self.config = config
+        W = config.hidden_size
+        self.patch_embedding = nn.Conv2d(
+            config.num_channels, W, kernel_size=config.patch_size, stride=config.patch_size, bias=False
+        )
+        self.class_embedding = nn.Parameter(torch.empty(W))
+        self.position_embedding = nn.Parameter(torch.empty(config.num_patches + 1, W))
+        self.pre_layernorm = nn.LayerNorm(W, eps=config.layer_norm_eps)
+        self.encoder = Transformer(
+            W,
+            config.num_hidden_layers,
+            config.num_attention_heads,
+            config.intermediate_size,
+            config.hidden_act,
+            config.layer_norm_eps,
+        )
+        self.post_layernorm = nn.LayerNorm(W, eps=config.layer_norm_eps)
+        self.projection = nn.Linear(W, config.projection_dim, bias=False)
+        self.text_model = None
+        if config.use_text_encoder:
+            self.text_model = TextEncoder(
+                config.text_vocab_size,
+                config.text_hidden_size,
+                config.text_num_hidden_layers,
+                config.text_num_attention_heads,
+                config.text_intermediate_size,
+                config.text_max_position_embeddings,
+                config.hidden_act,
+                config.layer_norm_eps,
+                config.projection_dim,
+                config.text_eos_token_id,
+                num_short_positions=config.text_num_short_positions,
+            )
+            self.logit_scale = nn.Parameter(torch.tensor(config.logit_scale_init_value))
+
+    def forward_features(self, images: torch.Tensor) -> torch.Tensor:
+        """Last-layer tokens (N, 1 + P, W) of images (N, 3, H, W)."""
+        x = self.patch_embedding(images).flatten(2).transpose(1, 2)  # (N, P, W)
+        cls = self.class_embedding.expand(x.shape[0], 1, -1)  # (N, 1, W)
+        x = torch.cat([cls, x], dim=1) + self.position_embedding  # (N, 1 + P, W)
+        return self.encoder(self.pre_layernorm(x))  # (N, 1 + P, W)
+
+    def encode_image(self, images: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+        """ln_post(CLS) @ proj, (N, D), of images (N, 3, H, W); no L2 normalisation unless asked."""
+        pooled = self.post_layernorm(self.forward_features(images)[:, 0])  # (N, W)
+        return _maybe_normalize(self.projection(pooled), normalize)
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Per-frame embeddings (V, T, D) of clips (V, T, 3, H, W), all frames in one batched pass."""
+        _check_pixel_values(pixel_values, self.config.image_size, "Long-CLIP")
+        V, T = pixel_values.shape[:2]
+        return self.encode_image(pixel_values.flatten(0, 1)).view(V, T, -1)  # (V, T, D)
+
+    def encode_text(self, input_ids: torch.LongTensor, normalize: bool = False) -> torch.Tensor:
+        """Projected text embedding (B, D) from the 248-token text encoder."""
+        if self.text_model is None:
+            raise ValueError(
+                "This Long-CLIP tower was built without a text encoder (use_text_encoder=False)."
+            )
+        return _maybe_normalize(self.text_model(input_ids), normalize)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# TokenMining
+
+
+class TokenMining(nn.Module):
+    """Single-head cross-attention: Long-CLIP frame queries mine CLIP-ViP tokens into LM-width vision tokens.
+
+    Official math (all LayerNorm eps from the config, 1e-5):
+      1. video = ReLU(Linear(Dv, Dv)(video_hidden_states)) over all M + T*P tokens.
+      2. Each scalar a[v, t, j] of the frame embeddings goes through Linear(1, Q) + ReLU, giving (V, T, Di, Q);
+         this is re-read with a PLAIN reshape (no transpose) as (V, T*Q, Di). Query row r of frame t, channel
+         c therefore holds ReLU(w[k] * a[v, t, j] + b[k]) with f = r*Di + c, j = f // Q, k = f % Q: a row sees
+         Di / Q consecutive scalars of its frame. This layout is what the official weights were trained with.
+      3. q = Linear(LN(queries)), k = Linear(LN_k(video)), v = Linear(LN_v(video)), width D.
+      4. attention = softmax(nan_to_num(q @ k^T / sqrt(D))) over all CLIP-ViP tokens; mined = attention @ v.
+      5. out = ReLU(Linear(H, H)(ReLU(Linear(D, H)(LN(mined))))).
+    """
+
+    def __init__(self, config: HiLightTokenMiningConfig):
+        super().__init__()
+        self.config = config
+        Dv, Di, D, H = (
+            config.video_hidden_size,
+            config.image_embed_dim,
+            config.hidden_size,
+            config.output_hidden_size,
+        )
+        eps = config.layer_norm_eps
+        self.video_proj = nn.Linear(Dv, Dv)
+        self.query_expand = nn.Linear(1, config.queries_per_frame)
+        self.query_norm = nn.LayerNorm(Di, eps=eps)
+        self.query_proj = nn.Linear(Di, D)
+        self.key_norm = nn.LayerNorm(Dv, eps=eps)
+        self.key_proj = nn.Linear(Dv, D)
+        self.value_norm = nn.LayerNorm(Dv, eps=eps)
+        self.value_proj = nn.Linear(Dv, D)
+        self.output_norm = nn.LayerNorm(D, eps=eps)
+        self.output_fc1 = nn.Linear(D, H)
+        self.output_fc2 = nn.Linear(H, H)
+
+    def frame_queries(self, frame_embeds: torch.Tensor) -> torch.Tensor:
+        """Official query layout: (V, T, Di) -> (V, T*Q, Di)."""
+        V, T, Di = frame_embeds.shape
+        expanded = F.relu(self.query_expand(frame_embeds.unsqueeze(-1)))  # (V, T, Di, Q)
+        return expanded.reshape(V, T * self.config.queries_per_frame, Di)  # (V, T*Q, Di), no transpose
+
+    def forward(
+        self, video_hidden_states: torch.Tensor, frame_embeds: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Vision tokens (V, T*Q, H) and attention weights (V, T*Q, L) from CLIP-ViP tokens (V, L, Dv) and
+        Long-CLIP frame embeddings (V, T, Di)."""
+        if video_hidden_states.shape[0] != frame_embeds.shape[0]:
+            raise ValueError(
+                f"video_hidden_states has {video_hidden_states.shape[0]} videos but frame_embeds has "
+                f"{frame_embeds.shape[0]}."
+            )
+        video = F.relu(self.video_proj(video_hidden_states))  # (V, L, Dv)
+        q = self.query_proj(self.query_norm(self.frame_queries(frame_embeds)))  # (V, T*Q, D)
+        k = self.key_proj(self.key_norm(video))  # (V, L, D)
+        v = self.value_proj(self.value_norm(video))  # (V, L, D)
+        scores = q @ (k.transpose(1, 2) / math.sqrt(q.shape[-1]))  # (V, T*Q, L)
+        attn = torch.nan_to_num(scores).softmax(dim=-1)  # (V, T*Q, L)
+        mined = attn @ v  # (V, T*Q, D)
+        out = F.relu(self.output_fc2(F.relu(self.output_fc1(self.output_norm(mined)))))  # (V, T*Q, H)
+        return out, attn
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The model
+
+
+class HiLightPreTrainedModel(PreTrainedModel):
+    config_class = HiLightConfig
+    config: HiLightConfig
+    base_model_prefix = ""
+    main_input_name = "input_ids"
+    input_modalities = ("video", "text")
+    supports_gradient_checkpointing = True
+    _no_split_modules = ("TransformerBlock", "TokenMining")
+    _supports_sdpa = True
+    _supports_attention_backend = True
+
+    def _init_weights(self, module: nn.Module) -> None:
+        std = 0.02
+        if isinstance(module, (nn.Linear, nn.Conv2d)):
+            init.normal_(module.weight, std=std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            init.normal_(module.weight, std=std)
+        if isinstance(module, (CLIPViPVideoTower, LongCLIPImageTower)):
+            width = module.class_embedding.shape[0]
+            init.normal_(module.class_embedding, std=width**-0.5)
+            init.normal_(module.position_embedding, std=std)
+            if isinstance(module, CLIPViPVideoTower):
+                init.normal_(module.proxy_embedding, std=width**-0.5)
+                init.zeros_(module.temporal_embedding)  # CLIP-ViP starts without temporal information
+            if module.text_model is not None:
+                init.constant_(module.logit_scale, module.config.logit_scale_init_value)
+        elif isinstance(module, TextEncoder):
+            init.normal_(module.position_embedding, std=0.01)
+            if module.num_short_positions is not None:
+                init.normal_(module.position_embedding_res, std=0.01)
+
+
+class HiLightForConditionalGeneration(HiLightPreTrainedModel, GenerationMixin):
+    """HiLight: CLIP-ViP + Long-CLIP towers, TokenMining, and a causal LM built from `config.text_config`.
+
+    Forward takes `input_ids` (with `<video>` placeholders already expanded to T*Q tokens per clip),
+    `attention_mask` (left padding for batched generation) and at most one visual source:
+    `pixel_values` (V, T, 3, H, W), or cached tower outputs `video_hidden_states` (V, M + T*P, Dv) together
+    with `frame_embeds` (V, T, Di), or ready vision tokens `video_embeds` (V, T*Q, H).
+    """
+
+    _VISUAL_INPUTS = ("pixel_values", "video_hidden_states", "frame_embeds", "video_embeds")
+
+    def __init__(self, config: HiLightConfig):
+        super().__init__(config)
+        self.video_tower = CLIPViPVideoTower(config.video_config)
+        self.image_tower = LongCLIPImageTower(config.image_config)
+        self.token_mining = TokenMining(config.token_mining_config)
+        self.language_model = AutoModelForCausalLM.from_config(config.text_config)
+        self.post_init()
+
+    # --- embeddings plumbing for transformers utilities (resize, tying, PEFT) ---
+    def get_input_embeddings(self) -> nn.Module:
+        return self.language_model.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.language_model.set_input_embeddings(value)
+
+    def get_output_embeddings(self) -> nn.Module:
+        return self.language_model.get_output_embeddings()
+
+    def set_output_embeddings(self, value: nn.Module) -> None:
+        self.language_model.set_output_embeddings(value)
+
+    def get_decoder(self) -> nn.Module:
+        return self.language_model.get_decoder()
+
+    # --- trainability: decided here and only here ---
+    def set_trainable(
+        self,
+        *,
+        video_tower: bool | None = None,
+        image_tower: bool | None = None,
+        token_mining: bool | None = None,
+        language_model: bool | None = None,
+    ) -> dict[str, int]:
+        """Set `requires_grad` per part (None leaves a part as it is); returns trainable parameters per part.
+
+        Stage 1 of the paper: `set_trainable(video_tower=False, image_tower=False, token_mining=True,
+        language_model=False)`. LoRA (stage 2) is added on top by PEFT, which freezes the base LM itself.
+        """
+        parts = {
+            "video_tower": (self.video_tower, video_tower),
+            "image_tower": (self.image_tower, image_tower),
+            "token_mining": (self.token_mining, token_mining),
+            "language_model": (self.language_model, language_model),
+        }
+        for module, flag in parts.values():
+            if flag is not None:
+                module.requires_grad_(flag)
+        return {
+            name: sum(p.numel() for p in m.parameters() if p.requires_grad) for name, (m, _) in parts.items()
+        }
+
+    def lock_towers(self, unlocked: bool = False) -> dict[str, int]:
+        """Freeze (or with `unlocked=True` unfreeze) both vision towers."""
+        return self.set_trainable(video_tower=unlocked, image_tower=unlocked)
+
+    def lock_language_model(self, unlocked: bool = False) -> dict[str, int]:
+        """Freeze (or unfreeze) the language model."""
+        return self.set_trainable(language_model=unlocked)
+
+    # --- vision ---
+    def get_video_features(
+        self, pixel_values: torch.Tensor, return_intermediates: bool = False
+    ) -> torch.Tensor | HiLightVideoFeatures:
+        """Vision tokens (V, T*Q, H) of clips (V, T, 3, H, W); with `return_intermediates=True` a
+        `HiLightVideoFeatures` that also holds the CLIP-ViP hidden states, the Long-CLIP frame embeddings
+        and the TokenMining attention weights (cache the first two to skip the frozen towers later)."""
+        video_hidden_states = self.video_tower(pixel_values)  # (V, M + T*P, Dv)
+        frame_embeds = self.image_tower(pixel_values)  # (V, T, Di)
+        video_embeds, attn = self.token_mining(video_hidden_states, frame_embeds)  # (V, T*Q, H)
+        if not return_intermediates:
+            return video_embeds
+        return HiLightVideoFeatures(
+            video_embeds=video_embeds,
+            video_hidden_states=video_hidden_states,
+            frame_embeds=frame_embeds,
+            token_mining_attentions=attn,
+        )
+
+    def _resolve_video_embeds(self, pixel_values, video_hidden_states, frame_embeds, video_embeds):
+        given = [
+            name
+            for name, value in [
+                ("pixel_values", pixel_values),
+                (
+                    "video_hidden_states/frame_embeds",
+                    video_hidden_states if video_hidden_states is not None else frame_embeds,
+                ),
+                ("video_embeds", video_embeds),
+            ]
+            if value is not None
+        ]
+        if len(given) > 1:
+            raise ValueError(f"Pass exactly one visual source, got {' and '.join(given)}.")
+        if (video_hidden_states is None) != (frame_embeds is None):
+            raise ValueError("Cached tower outputs need both `video_hidden_states` and `frame_embeds`.")
+        if pixel_values is not None:
+            return self.get_video_features(pixel_values)
+        if video_hidden_states is not None:
+            return self.token_mining(video_hidden_states, frame_embeds)[0]
+        return video_embeds
+
+    @property
+    def video_embed_scale(self) -> torch.Tensor | float:
+        """Scale the LM's input embedding applies to token rows (Gemma: sqrt(hidden_size)), else 1.0.
+
+        The official HiLight spliced vision tokens before Gemma multiplied every input row by
+        sqrt(hidden_size); newer transformers scale inside the embedding module, so the vision tokens get
+        the same factor here."""
+        scale = getattr(self.get_input_embeddings(), "embed_scale", None)
+        return 1.0 if scale is None else scale
+
+    def embed_inputs(
+        self,
+        input_ids: torch.LongTensor,
+        video_embeds: torch.Tensor | None = None,
+        require_video: bool = True,
+    ) -> torch.Tensor:
+        """LM input embeddings (B, S, H): token embeddings with the `<video>` rows replaced, in order, by
+        the vision tokens (V, K, H). Raises ValueError unless #placeholders == V * K (when `require_video`
+        is False, placeholders without vision tokens are embedded as ordinary tokens)."""
+        inputs_embeds = self.get_input_embeddings()(input_ids)  # (B, S, H)
+        video_token_id = self.config.video_token_id
+        if video_token_id is None:
+            if video_embeds is not None:
+                raise ValueError("config.video_token_id is not set, so the <video> tokens cannot be found.")
+            return inputs_embeds
+        mask = input_ids == video_token_id  # (B, S)
+        n_placeholders = int(mask.sum())
+        if video_embeds is None:
+            if n_placeholders and require_video:
+                raise ValueError(
+                    f"The text has {n_placeholders} <video> placeholder tokens (id {video_token_id}) but no "
+                    "video was given; pass pixel_values, video_hidden_states + frame_embeds, or video_embeds."
+                )
+            return inputs_embeds
+        V, K, _ = video_embeds.shape
+        if n_placeholders != V * K:
+            raise ValueError(
+                f"The text has {n_placeholders} <video> placeholder tokens (id {video_token_id}) but {V} videos "
+                f"x {K} tokens = {V * K} vision tokens were given. Each <video> must be expanded to {K} "
+                "placeholder tokens (the processor does this) and each needs exactly one video."
+            )
+        scale = self.video_embed_scale
+        video = video_embeds.to(inputs_embeds.dtype)  # align for masked_scatter (autocast / bf16 towers)
+        video = video * (scale.to(video.dtype) if isinstance(scale, torch.Tensor) else scale)
+        return inputs_embeds.masked_scatter(mask.unsqueeze(-1), video)  # (B, S, H)
+
+    # --- forward / generation ---
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        video_hidden_states: torch.Tensor | None = None,
+        frame_embeds: torch.Tensor | None = None,
+        video_embeds: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        cache=None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
+        **kwargs,
+    ) -> HiLightCausalLMOutputWithPast:
+        """Run the LM on text with spliced vision tokens.
+
+        Args:
+            input_ids: (B, S) token ids with T*Q `<video>` tokens per clip.
+            attention_mask: (B, S) 1 for tokens, 0 for (left) padding.
+            position_ids: (B, S); when omitted on a prefill they follow the attention mask (left padding
+                starts each row at position 0).
+            pixel_values: (V, T, 3, H, W) normalised frames.
+            video_hidden_states, frame_embeds: cached tower outputs (V, M + T*P, Dv) and (V, T, Di).
+            video_embeds: (V, T*Q, H) ready vision tokens.
+            inputs_embeds: (B, S, H) LM input embeddings instead of `input_ids` (no visual source then).
+            cache: the LM's KV cache (`past_key_values` is accepted as an alias).
+            labels: (B, S) next-token targets, -100 to ignore; shifted inside the LM's loss.
+            use_cache, logits_to_keep, **kwargs: passed to the LM.
+        """
+        cache = cache if cache is not None else kwargs.pop("past_key_values", None)
+        visual = self._resolve_video_embeds(pixel_values, video_hidden_states, frame_embeds, video_embeds)
+        prefill = cache is None or cache.get_seq_length() == 0
+        if inputs_embeds is None:
+            if input_ids is None:
+                raise ValueError("Pass input_ids (or inputs_embeds).")
+            inputs_embeds = self.embed_inputs(input_ids, visual, require_video=prefill)
+        elif visual is not None:
+            raise ValueError(
+                "A visual input needs input_ids (to find the <video> tokens), not inputs_embeds."
+            )
+        if position_ids is None and attention_mask is not None and attention_mask.ndim == 2 and prefill:
+            position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # (B, S)
+        out = self.language_model(
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            cache=cache,
+            labels=labels,
+            use_cache=use_cache,
+            logits_to_keep=logits_to_keep,
+            **kwargs,
+        )
+        return HiLightCausalLMOutputWithPast(
+            loss=out.loss,
+            logits=out.logits,
+            cache=out.cache,
+            hidden_states=out.hidden_states,
+            attentions=out.attentions,
+            video_embeds=visual,
+        )
+
+    def prepare_inputs_for_generation(self, *args, is_first_iteration: bool | None = False, **kwargs):
+        """As the base class, but visual inputs only go to the prefill step (decoding steps reuse the cache)."""
+        model_inputs = super().prepare_inputs_for_generation(
+            *args, is_first_iteration=is_first_iteration, **kwargs
+        )
+        if not is_first_iteration and model_inputs.get("use_cache", True):
+            for name in self._VISUAL_INPUTS:
+                model_inputs.pop(name, None)
+        return model_inputs
+
+
+HiLightConfig.register_for_auto_class()
+HiLightForConditionalGeneration.register_for_auto_class("AutoModel")
+
+__all__ = [
+    "CLIPViPVideoTower",
+    "HiLightCausalLMOutputWithPast",
+    "HiLightForConditionalGeneration",
+    "HiLightPreTrainedModel",
+    "HiLightVideoFeatures",
+    "LongCLIPImageTower",
+    "TokenMining",
+]

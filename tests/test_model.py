@@ -1,0 +1,325 @@
+"""HiLight model behaviour on the tiny preset (random weights, CPU, seconds): config validation, the
+CLIP-ViP attention rule, TokenMining's layout, training gradients, placeholder checks, batching with left
+padding, generation with cache and streamers, and the save/load round trip."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from huggingface_hub.errors import StrictDataclassError
+from transformers import AutoModel
+from transformers.generation.streamers import BaseStreamer
+
+from hilight.configuration_hilight import HiLightConfig
+from hilight.modeling_hilight import (
+    HiLightForConditionalGeneration,
+    interpolate_temporal,
+    video_attention_mask,
+)
+
+# Config validators run under huggingface_hub's strict dataclasses, which wrap the ValueError.
+CONFIG_ERRORS = (ValueError, StrictDataclassError)
+FRAMES = 4  # fewer frames than the preset's 12 keeps these tests fast; the temporal table interpolates
+
+
+def tiny_config(**overrides) -> HiLightConfig:
+    return HiLightConfig.from_preset("tiny", num_frames=FRAMES, text_config={"vocab_size": 300}, **overrides)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    model = HiLightForConditionalGeneration(tiny_config()).eval()
+    # Give the zero-initialised tables some signal so the tests see them.
+    with torch.no_grad():
+        model.video_tower.temporal_embedding.normal_(std=0.1)
+        for norm in model.language_model.modules():
+            if "RMSNorm" in type(norm).__name__:
+                norm.weight.normal_(std=0.1)
+    return model
+
+
+def clip(videos: int = 1, seed: int = 0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(videos, FRAMES, 3, 224, 224, generator=generator)  # (V, T, 3, H, W)
+
+
+def prompt(model, text_ids: list[int], videos: int = 1) -> list[int]:
+    """[bos] + per video (<video> x T*Q, "\n") + text, like the processor's expansion."""
+    k = FRAMES * model.config.token_mining_config.queries_per_frame
+    ids = [2]
+    for _ in range(videos):
+        ids += [model.config.video_token_id] * k + [10]
+    return ids + text_ids
+
+
+# --- config ------------------------------------------------------------------------------------------
+
+
+def test_presets():
+    paper = HiLightConfig.from_preset("paper")
+    assert paper.tokens_per_video == 384
+    assert (
+        paper.video_config.hidden_size,
+        paper.video_config.num_proxy_tokens,
+        paper.video_config.num_frames,
+    ) == (
+        768,
+        3,
+        12,
+    )
+    assert paper.image_config.projection_dim == 512 and paper.text_config.hidden_size == 2048
+    assert paper.text_config.hidden_act == "gelu_python"  # exact erf GELU, as the official Gemma ran
+    tiny = HiLightConfig.from_preset("tiny", video_config={"num_hidden_layers": 2})
+    assert tiny.video_config.num_hidden_layers == 2 and tiny.video_config.hidden_size == 192
+    assert tiny.token_mining_config.video_hidden_size == tiny.video_config.hidden_size
+    assert tiny.token_mining_config.output_hidden_size == tiny.text_config.hidden_size
+    restored = HiLightConfig.from_dict(tiny.to_dict())
+    assert restored.to_dict() == tiny.to_dict()
+    assert tiny.auto_map["AutoModel"] == "modeling_hilight.HiLightForConditionalGeneration"
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="Unknown HiLight preset"):
+        HiLightConfig.from_preset("huge")
+    with pytest.raises(CONFIG_ERRORS, match=r"output_hidden_size .* must equal text_config.hidden_size"):
+        HiLightConfig.from_preset("tiny", token_mining_config={"output_hidden_size": 64})
+    with pytest.raises(CONFIG_ERRORS, match="divisible"):
+        HiLightConfig.from_preset("tiny", video_config={"num_attention_heads": 5})
+    with pytest.raises(CONFIG_ERRORS, match="multiple of patch_size"):
+        HiLightConfig.from_preset("tiny", image_config={"patch_size": 30})
+    with pytest.raises(CONFIG_ERRORS, match="video_token_id"):
+        HiLightConfig.from_preset("tiny", video_token_id=10**6)
+
+
+# --- towers and TokenMining --------------------------------------------------------------------------
+
+
+def test_attention_rule_matches_framewise_attention():
+    """One SDPA call with the boolean mask == the rule computed group by group with a loop (reference)."""
+    M, T, P, D = 2, 3, 4, 8
+    mask = video_attention_mask(M, T, P)
+    assert mask[:M].all() and mask[:, :M].all()  # leading tokens see and are seen by everything
+    assert not mask[M, M + P]  # frame-0 patch does not see frame 1
+    q, k, v = torch.randn(3, 1, 1, M + T * P, D).unbind(0)
+    fused = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    reference = [F.scaled_dot_product_attention(q[..., :M, :], k, v)]
+    for t in range(T):
+        rows = slice(M + t * P, M + (t + 1) * P)
+        keys = torch.cat([k[..., :M, :], k[..., rows, :]], dim=-2)
+        values = torch.cat([v[..., :M, :], v[..., rows, :]], dim=-2)
+        reference.append(F.scaled_dot_product_attention(q[..., rows, :], keys, values))
+    assert torch.allclose(fused, torch.cat(reference, dim=-2), atol=1e-6)
+
+
+def test_temporal_interpolation():
+    table = torch.randn(12, 5)
+    assert interpolate_temporal(table, 12) is table
+    out = interpolate_temporal(table, 8)
+    src = ((torch.arange(8) + 0.5) * 12 / 8 - 0.5).clamp(min=0)
+    lo = src.floor().long()
+    w = (src - lo)[:, None]
+    assert torch.allclose(out, table[lo] * (1 - w) + table[(lo + 1).clamp(max=11)] * w, atol=1e-6)
+
+
+def test_token_mining_query_layout(model):
+    """Official layout: query row r of frame t, channel c = ReLU(w[k] a[t, j] + b[k]), f = r*D + c,
+    j = f // Q, k = f % Q."""
+    tm = model.token_mining
+    Q = tm.config.queries_per_frame
+    a = torch.randn(1, 2, tm.config.image_embed_dim)  # (V, T, Di)
+    D = a.shape[-1]
+    queries = tm.frame_queries(a)  # (1, 2*Q, D)
+    w, b = tm.query_expand.weight[:, 0], tm.query_expand.bias
+    for t, r, c in [(0, 0, 0), (0, 1, 5), (1, Q - 1, D - 1), (1, 3, 17)]:
+        f = r * D + c
+        expected = F.relu(w[f % Q] * a[0, t, f // Q] + b[f % Q])
+        assert torch.allclose(queries[0, t * Q + r, c], expected, atol=1e-6)
+
+
+def test_video_features_and_cached_inputs_agree(model):
+    pixels = clip(2)
+    with torch.no_grad():
+        feats = model.get_video_features(pixels, return_intermediates=True)
+        M = 1 + model.config.video_config.num_proxy_tokens
+        P = model.config.video_config.num_patches
+        Q = model.config.token_mining_config.queries_per_frame
+        assert feats.video_hidden_states.shape == (2, M + FRAMES * P, 192)
+        assert feats.frame_embeds.shape == (2, FRAMES, 128)
+        assert feats.video_embeds.shape == (2, FRAMES * Q, 256)
+        assert torch.allclose(feats.token_mining_attentions.sum(-1), torch.ones(2, FRAMES * Q), atol=1e-5)
+        # Long-CLIP's batched pass equals encoding frame by frame (the official loop).
+        serial = torch.stack([model.image_tower.encode_image(pixels[:, t]) for t in range(FRAMES)], dim=1)
+        assert torch.allclose(feats.frame_embeds, serial, atol=1e-5)
+        ids = torch.tensor([prompt(model, [20, 21], videos=2)])
+        a = model(input_ids=ids, pixel_values=pixels).logits
+        b = model(
+            input_ids=ids, video_hidden_states=feats.video_hidden_states, frame_embeds=feats.frame_embeds
+        ).logits
+        c = model(input_ids=ids, video_embeds=feats.video_embeds).logits
+    assert torch.equal(a, b) and torch.equal(a, c)
+
+
+def test_contrastive_encoders(model):
+    with torch.no_grad():
+        video = model.video_tower.encode_video(clip(2), normalize=True)
+        text = model.video_tower.encode_text(torch.tensor([[5, 9, 1, 0], [7, 1, 0, 0]]), normalize=True)
+        frames = model.image_tower.encode_image(clip(1)[0])
+        long_text = model.image_tower.encode_text(torch.tensor([[5] * 30 + [1]]))
+    assert video.shape == text.shape == (2, 128)
+    assert torch.allclose(video.norm(dim=-1), torch.ones(2))
+    assert frames.shape == (FRAMES, 128) and long_text.shape == (1, 128)
+    with pytest.raises(ValueError, match="end-of-text"):
+        model.video_tower.encode_text(torch.tensor([[5, 9]]))
+
+
+# --- training ----------------------------------------------------------------------------------------
+
+
+def _contrastive(a: torch.Tensor, b: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
+    logits = logit_scale.exp() * F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).t()
+    target = torch.arange(a.shape[0])
+    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target)) / 2
+
+
+def test_forward_backward_all_trainable_params_get_grads():
+    torch.manual_seed(0)
+    model = HiLightForConditionalGeneration(tiny_config()).train()
+    counts = model.set_trainable(video_tower=True, image_tower=True, token_mining=True, language_model=True)
+    assert all(n > 0 for n in counts.values())
+    pixels = clip(2)
+    ids = torch.tensor([prompt(model, [20, 21, 1], videos=1)] * 2)
+    labels = ids.masked_fill(ids == model.config.video_token_id, -100)
+    out = model(input_ids=ids, attention_mask=torch.ones_like(ids), pixel_values=pixels, labels=labels)
+    # Stage 0 losses reach the towers' pooled heads and text encoders, which the LM path does not use.
+    text = torch.tensor([[5, 9, 1], [7, 8, 1]])
+    vt, it = model.video_tower, model.image_tower
+    loss = out.loss + _contrastive(vt.encode_video(pixels), vt.encode_text(text), vt.logit_scale)
+    loss = loss + _contrastive(it.encode_image(pixels[:, 0]), it.encode_text(text), it.logit_scale)
+    loss.backward()
+    assert torch.isfinite(loss)
+    for name, p in model.named_parameters():
+        assert p.grad is not None, f"no gradient for {name}"
+        assert torch.isfinite(p.grad).all(), f"non-finite gradient for {name}"
+
+
+def test_stage1_trains_token_mining_only():
+    torch.manual_seed(0)
+    model = HiLightForConditionalGeneration(tiny_config()).train()
+    counts = model.set_trainable(
+        video_tower=False, image_tower=False, token_mining=True, language_model=False
+    )
+    assert counts["video_tower"] == counts["image_tower"] == counts["language_model"] == 0
+    assert counts["token_mining"] == sum(p.numel() for p in model.token_mining.parameters())
+    ids = torch.tensor([prompt(model, [20, 1])])
+    model(input_ids=ids, pixel_values=clip(1), labels=ids.masked_fill(ids == 6, -100)).loss.backward()
+    for name, p in model.named_parameters():
+        assert (p.grad is not None) == name.startswith("token_mining."), name
+    model.lock_towers(unlocked=True)
+    assert all(p.requires_grad for p in model.video_tower.parameters())
+
+
+# --- placeholder contract ----------------------------------------------------------------------------
+
+
+def test_placeholder_mismatch_raises(model):
+    ids = prompt(model, [20])
+    with torch.no_grad(), pytest.raises(ValueError, match=r"placeholder tokens .* but 2 videos x"):
+        model(input_ids=torch.tensor([ids]), pixel_values=clip(2))
+    with torch.no_grad(), pytest.raises(ValueError, match="placeholder tokens"):
+        model(input_ids=torch.tensor([ids[:-5] + ids[-1:]]), pixel_values=clip(1))  # 4 placeholders short
+    with torch.no_grad(), pytest.raises(ValueError, match="no video was given"):
+        model(input_ids=torch.tensor([ids]))
+    with torch.no_grad(), pytest.raises(ValueError, match="exactly one visual source"):
+        feats = model.get_video_features(clip(1))
+        model(input_ids=torch.tensor([ids]), pixel_values=clip(1), video_embeds=feats)
+
+
+# --- generation --------------------------------------------------------------------------------------
+
+
+class _Collect(BaseStreamer):
+    def __init__(self):
+        self.chunks = []
+
+    def put(self, value):
+        self.chunks.append(value.clone())
+
+    def end(self):
+        self.chunks.append(None)
+
+
+def test_generate_streams_and_runs_towers_once(model):
+    ids = torch.tensor([prompt(model, [20, 21])])
+    calls = []
+    hook = model.video_tower.register_forward_hook(lambda *_: calls.append(1))
+    streamer = _Collect()
+    try:
+        with torch.no_grad():
+            out = model.generate(
+                input_ids=ids, pixel_values=clip(1), max_new_tokens=5, do_sample=False, streamer=streamer
+            )
+    finally:
+        hook.remove()
+    assert len(calls) == 1  # visual inputs only on the prefill; decoding reuses the KV cache
+    streamed = torch.cat([c.reshape(-1) for c in streamer.chunks[1:-1]])
+    assert torch.equal(streamed, out[0, ids.shape[1] :]) and streamer.chunks[-1] is None
+
+
+def test_left_padded_batch_matches_batch_size_one(model):
+    rows = [prompt(model, [20, 21, 22, 23, 24, 25]), prompt(model, [30])]
+    pixels = clip(2)
+    single = []
+    with torch.no_grad():
+        for i, row in enumerate(rows):
+            out = model.generate(input_ids=torch.tensor([row]), pixel_values=pixels[i : i + 1], max_new_tokens=6,
+                                 do_sample=False)  # fmt: skip
+            single.append(out[0, len(row) :])
+        width = max(map(len, rows))
+        ids = torch.tensor([[0] * (width - len(r)) + r for r in rows])
+        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+        batch = model.generate(input_ids=ids, attention_mask=mask, pixel_values=pixels, max_new_tokens=6,
+                               do_sample=False)  # fmt: skip
+    for i in range(2):
+        assert torch.equal(batch[i, width:], single[i]), (batch[i, width:], single[i])
+
+
+def test_bf16_autocast_forward(model):
+    ids = torch.tensor([prompt(model, [20])])
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(input_ids=ids, pixel_values=clip(1)).logits
+    assert torch.isfinite(logits).all()
+
+
+# --- save / load -------------------------------------------------------------------------------------
+
+
+def _config_fields(config) -> dict:
+    """Config as a dict without what loading itself records (dtype, source path)."""
+
+    def strip(d):
+        return {
+            k: strip(v) if isinstance(v, dict) else v
+            for k, v in d.items()
+            if k not in ("dtype", "_name_or_path")
+        }
+
+    return strip(config.to_dict())
+
+
+def test_save_load_round_trip_is_bit_identical(model, tmp_path):
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "modeling_hilight.py").is_file() and (tmp_path / "configuration_hilight.py").is_file()
+    assert (tmp_path / "model.safetensors").is_file()
+    loaded = AutoModel.from_pretrained(tmp_path, trust_remote_code=True, dtype=torch.float32).eval()
+    assert type(loaded).__name__ == "HiLightForConditionalGeneration"
+    assert _config_fields(loaded.config) == _config_fields(model.config)
+    ours, theirs = model.state_dict(), loaded.state_dict()
+    assert ours.keys() == theirs.keys()
+    for key in ours:
+        assert ours[key].dtype == theirs[key].dtype and torch.equal(ours[key], theirs[key]), key
+    ids = torch.tensor([prompt(model, [20])])
+    with torch.no_grad():
+        assert torch.equal(model(input_ids=ids, pixel_values=clip(1)).logits,
+                           loaded(input_ids=ids, pixel_values=clip(1)).logits)  # fmt: skip
+    lm = loaded.language_model
+    assert lm.get_output_embeddings().weight is lm.get_input_embeddings().weight  # tying survives

@@ -1,0 +1,160 @@
+"""Exact evaluation of a HiLight model folder on a data-engine split: scores per question type with
+95% bootstrap CIs over clips, beside the majority-answer and blind (shuffled-video) baselines.
+
+    python train/evaluate.py --model DIR --data DIR [--split test] --out DIR
+    python train/evaluate.py --compare A/report.json B/report.json [--out DIR]
+
+Writes report.json, report.md, accuracy.png, confusion_<type>.png and failures.jsonl to --out.
+Answers are cached per item in --out, so an interrupted run resumes. Tiny check on CPU:
+
+    python train/make_data.py --out /tmp/d --clips 6 --seed 0
+    python train/evaluate.py --model . --data /tmp/d --split test --out /tmp/eval --limit 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+
+from hilight_train.evaluation import load_entries, majority_items, run_answers, scored_items, shuffled_videos
+from hilight_train.report import (
+    atomic_write_text,
+    build_report,
+    compare_reports,
+    plot_confusion,
+    write_report,
+)
+from hilight_train.scoring import BALL_IDENTITY_TYPES, DEFAULT_TIME_TOLERANCE
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", type=Path, help="Hub-style model folder (loaded with trust_remote_code)")
+    p.add_argument("--data", type=Path, help="data-engine dataset folder")
+    p.add_argument("--split", default="test")
+    p.add_argument("--out", type=Path, help="output folder (also holds the resumable answer cache)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--max-new-tokens", type=int, default=96)
+    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N entries")
+    p.add_argument("--baselines", default="majority,blind", help="comma list of majority, blind (or empty)")
+    p.add_argument(
+        "--dtype", choices=("bf16", "fp32"), default="bf16", help="bf16 autocast (fast on CPU) or fp32"
+    )
+    p.add_argument(
+        "--time-tolerance", type=float, default=DEFAULT_TIME_TOLERANCE, help="seconds, for pot_time"
+    )
+    p.add_argument("--n-boot", type=int, default=2000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--compare", nargs=2, type=Path, metavar=("A.json", "B.json"), help="per-type B - A differences"
+    )
+    args = p.parse_args(argv)
+    if args.compare is None and not (args.model and args.data and args.out):
+        p.error("--model, --data and --out are required (or use --compare A.json B.json)")
+    return args
+
+
+def compare(args: argparse.Namespace) -> int:
+    a, b = (json.loads(path.read_text()) for path in args.compare)
+    diffs = compare_reports(a, b, n_boot=args.n_boot, seed=args.seed)
+    lines = [
+        f"# {args.compare[1]} minus {args.compare[0]}",
+        "",
+        "| type | n | diff [95% paired CI] |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| {t} | {d['n']} | {d['diff']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}] |"
+        for t, d in diffs.items()
+    ]
+    print("\n".join(lines))
+    if args.out:
+        atomic_write_text(args.out / "compare.json", json.dumps(diffs, indent=1))
+        atomic_write_text(args.out / "compare.md", "\n".join(lines) + "\n")
+    return 0
+
+
+def extras(items: list[dict]) -> dict:
+    """Secondary metrics: timestamp error and caption precision/recall per type."""
+    out = {}
+    times = [it["abs_error"] for it in items if "abs_error" in it]
+    if times:
+        out["pot_time_mean_abs_error_s"] = sum(times) / len(times)
+    caps = [it for it in items if it["type"] == "caption"]
+    if caps:
+        for key in ("precision", "recall", "f1"):
+            out[f"caption_{key}"] = sum(it.get(key, 0.0) for it in caps) / len(caps)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.compare:
+        return compare(args)
+    from transformers import AutoModel, AutoProcessor
+
+    entries = load_entries(args.data, args.split)[: args.limit]
+    model = AutoModel.from_pretrained(args.model, trust_remote_code=True).eval()
+    processor = AutoProcessor.from_pretrained(args.model, trust_remote_code=True)
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if args.dtype == "bf16" else nullcontext()
+    run = {"max_new_tokens": args.max_new_tokens, "batch_size": args.batch_size, "desc": ""}
+
+    with autocast:
+        answers = run_answers(
+            model,
+            processor,
+            entries,
+            args.data,
+            args.out / "predictions-model.jsonl",
+            **(run | {"desc": "model"}),
+        )
+        items = scored_items(entries, answers, args.time_tolerance)
+        baselines = {}
+        wanted = {b for b in args.baselines.split(",") if b}
+        if "blind" in wanted:
+            mapping = shuffled_videos(entries, args.seed)
+            blind = run_answers(
+                model,
+                processor,
+                entries,
+                args.data,
+                args.out / "predictions-blind.jsonl",
+                mapping,
+                **(run | {"desc": "blind"}),
+            )
+            baselines["blind"] = scored_items(entries, blind, args.time_tolerance)
+    if "majority" in wanted:
+        try:
+            reference = load_entries(args.data, "train")
+        except (FileNotFoundError, ValueError):
+            reference = entries
+        baselines["majority"] = majority_items(entries, reference, args.time_tolerance)
+
+    meta = {
+        "model": str(args.model),
+        "data": str(args.data),
+        "split": args.split,
+        "dtype": args.dtype,
+        "time_tolerance_s": args.time_tolerance,
+        "n_boot": args.n_boot,
+        **extras(items),
+    }
+    report = build_report(items, baselines, meta, n_boot=args.n_boot, seed=args.seed)
+    write_report(report, args.out)
+    for qtype in BALL_IDENTITY_TYPES:
+        chosen = [it for it in items if it["type"] == qtype]
+        if chosen:
+            truth = [str(it["truth_facts"]) for it in chosen]
+            pred = [str(it["parsed"]) if it["parsed"] is not None else "unparseable" for it in chosen]
+            plot_confusion(truth, pred, args.out / f"confusion_{qtype}.png", f"{qtype} ({args.split})")
+    print((args.out / "report.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -725,10 +725,16 @@ class HiLightVideoProcessor(VideoProcessorMixin):
         opts = self._standardize_kwargs(
             **{key: kwargs.get(key, getattr(self, key, None)) for key in self.valid_kwargs.__annotations__}
         )
-        x = torch.as_tensor(frames).permute(0, 3, 1, 2).to(torch.float32)  # (T, 3, H, W)
+        # One pass to a contiguous float copy (never the caller's tensor), then in-place ops: the same
+        # arithmetic as the official code, with fewer full-resolution temporaries (see benchmarks/).
+        x = torch.as_tensor(frames).permute(0, 3, 1, 2)  # (T, 3, H, W)
+        x = x.to(torch.float32, memory_format=torch.contiguous_format, copy=True)
         if opts["do_rescale"]:
             inverse = 1 / opts["rescale_factor"]
-            x = x / round(inverse) if abs(inverse - round(inverse)) < 1e-6 else x * opts["rescale_factor"]
+            if abs(inverse - round(inverse)) < 1e-6:
+                x.div_(round(inverse))  # divide by 255, as the official code does (x * (1/255) differs by 1 ulp)
+            else:
+                x.mul_(opts["rescale_factor"])
         if opts["do_resize"]:
             size = opts["size"]
             if size.height is None or size.width is None:

@@ -1,0 +1,143 @@
+"""One clip end to end: sample, simulate, judge, describe, render and encode.
+
+``make_clip(game, seed, cfg)`` is a pure function of its arguments (all randomness comes from
+``numpy.random.default_rng(seed)``), so the same seed gives the same record and the same video bytes.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+
+import numpy as np
+import pooltool as pt
+
+from .camera import sample_camera
+from .captions import canonical_events, caption_events, make_caption
+from .games import get_game
+from .qa import make_questions
+from .render import BallSprites, render_background, render_frames, sample_look
+from .rules import judge
+from .shots import build_system, sample_shot
+from .simulate import end_time, extract_events, sample_positions, simulate_shot, truncate
+from .tables import make_table
+from .truth import summarize
+
+ENGINE_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class ClipConfig:
+    """Rendering and timing options shared by all clips of a dataset."""
+
+    width: int = 448
+    height: int = 256
+    fps: int = 30
+    max_duration: float = 8.0  # seconds of shot; longer shots are cut here
+    tail: float = 0.4  # seconds of stillness after the last ball stops
+    retries: int = 2  # resample a shot this many times if it runs past max_duration
+    broadcast_prob: float = 0.5
+
+
+@lru_cache(maxsize=8)
+def _table(game: str) -> pt.Table:
+    return make_table(game)
+
+
+def _simulate(game: str, rng: np.random.Generator, cfg: ClipConfig):
+    """Sample and simulate a shot.
+
+    Shots that run past ``max_duration`` are resampled up to ``cfg.retries`` times (then cut).
+    Three-cushion searches up to 80 candidate shots for the wanted outcome (a point for about half
+    of the clips), judged on what the clip shows.
+    """
+    table = _table(game)
+    want_point = bool(rng.random() < 0.5)
+    tries = 80 if game == "3cushion" else cfg.retries + 1
+    for attempt in range(tries):
+        shot = sample_shot(game, table, rng)
+        system = simulate_shot(build_system(shot, table))
+        t_end = end_time(system)
+        if game == "3cushion":
+            seen = truncate(system, cfg.max_duration) if t_end > cfg.max_duration else system
+            ok = judge(seen, game, shot.rules)["point"] == want_point
+        else:
+            ok = t_end <= cfg.max_duration
+        if ok or attempt == tries - 1:
+            return shot, system, t_end
+    raise AssertionError("unreachable")
+
+
+def make_clip(game: str, seed: int, cfg: ClipConfig = ClipConfig(), timings: dict | None = None):
+    """Build one clip. Returns (frames (F, H, W, 3) uint8, record dict without split/id)."""
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    spec = get_game(game)
+    shot, system, t_end = _simulate(game, rng, cfg)
+    truncated = t_end > cfg.max_duration
+    shot_t = min(t_end, cfg.max_duration)
+    seen = truncate(system, shot_t) if truncated else system
+    family = "broadcast" if rng.random() < cfg.broadcast_prob else "overhead"
+    cam = sample_camera(family, system.table.w, system.table.l, cfg.width, cfg.height, rng)
+    events = extract_events(seen, game, cam.view)
+    rules = judge(seen, game, shot.rules)
+    n_frames = math.ceil((shot_t + cfg.tail) * cfg.fps)
+    times = np.minimum(np.arange(n_frames) / cfg.fps, shot_t)
+    ids, xyz, on = sample_positions(seen, times)
+    R = float(system.balls[spec.cue_id].params.R)
+    truth = summarize(game, events, ids, times, xyz, on, cam.view, n_frames / cfg.fps, truncated, rules, R)
+    qa = make_questions(game, truth, rng)
+    caption = make_caption(game, truth, rng)
+    look = sample_look(game, rng)
+    t1 = time.perf_counter()
+    from .games import canonical_ball
+
+    names = [canonical_ball(game, b) for b in ids]
+    bg = render_background(cam, system.table, look, _cushion_width(game), rng)
+    sprites = BallSprites(game, names, cam, rng, look.blur)
+    frames = render_frames(bg, cam, sprites, ids, names, R, xyz, on)
+    t2 = time.perf_counter()
+    if timings is not None:
+        timings["simulate"] = timings.get("simulate", 0.0) + (t1 - t0)
+        timings["render"] = timings.get("render", 0.0) + (t2 - t1)
+    record = {
+        "game": game,
+        "seed": int(seed),
+        "engine_version": ENGINE_VERSION,
+        "config": asdict(cfg),
+        "shot": shot.to_json(),
+        "camera": {
+            "family": family,
+            "orientation": cam.view.k,
+            "eye": [round(float(v), 5) for v in cam.eye],
+            "f": round(cam.f, 4),
+            "principal": [round(cam.cx, 3), round(cam.cy, 3)],
+        },
+        "look": look.to_json(),
+        "n_frames": n_frames,
+        "events": events,
+        "truth": truth,
+        "qa": qa,
+        "caption": caption,
+        "caption_facts": canonical_events(caption_events(game, truth)),
+        "long_caption": long_caption(game, family, look.cloth, caption),
+    }
+    return frames, record
+
+
+def _cushion_width(game: str) -> float:
+    return 0.0394 if game == "snooker" else 0.0508
+
+
+def long_caption(game: str, family: str, cloth: str, caption: str) -> str:
+    """Scene description + commentary, for frame/long-caption pretraining of the towers."""
+    cam = "an overhead camera" if family == "overhead" else "a broadcast camera behind the short rail"
+    table = {
+        "9ball": "a pool table",
+        "8ball": "a pool table",
+        "snooker": "a snooker table",
+        "3cushion": "a carom table without pockets",
+    }[game]
+    return f"A {get_game(game).display} shot on {table} with {cloth.replace('-', ' ')} cloth, seen from {cam}. {caption}"

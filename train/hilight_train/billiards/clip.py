@@ -58,7 +58,12 @@ def _simulate(game: str, rng: np.random.Generator, cfg: ClipConfig):
     tries = 80 if game == "3cushion" else cfg.retries + 1
     for attempt in range(tries):
         shot = sample_shot(game, table, rng)
-        system = simulate_shot(build_system(shot, table))
+        try:
+            system = simulate_shot(build_system(shot, table))
+        except ValueError as e:  # pooltool's quartic solver fails on rare degenerate geometry
+            if attempt == tries - 1:
+                raise RuntimeError(f"pooltool could not simulate any sampled {game} shot: {e}") from e
+            continue
         t_end = end_time(system)
         if game == "3cushion":
             seen = truncate(system, cfg.max_duration) if t_end > cfg.max_duration else system

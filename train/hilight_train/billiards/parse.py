@@ -51,7 +51,7 @@ from .rules import REASON_PHRASES
 _COLOURS = ("yellow", "green", "brown", "blue", "pink", "black")
 _COUNT_WORDS = {w: i for i, w in enumerate(NUMBER_WORDS)} | {"a": 1, "an": 1, "zero": 0, "none": 0}
 _BALL_RE = re.compile(
-    r"(?P<cue>\bcue[- ]?ball\b)"
+    r"(?P<cue>\bcue(?:[- ]?ball)?\b)"
     r"|(?P<num>\b\d{1,2}\b)(?:[- ]?ball\b)?(?!\.\d)"
     r"|(?:\b(?P<count>a|an|one|two|three|four|five|six|seven|eight|nine|ten|\d+)\s+)?(?P<red>\breds?\b)"
     r"|(?P<colour>\b(?:yellow|green|brown|blue|pink|black)\b)",

@@ -189,7 +189,7 @@ class BallSprites:
             axis = self.stripe_axis(key, axis_seed)
             band = np.abs(n @ axis) < 0.5
             base[~band] = (0.96, 0.95, 0.9)
-        rgb = base * (0.28 + 0.72 * lam[..., None]) + 0.75 * spec[..., None]
+        rgb = base * (0.4 + 0.6 * lam[..., None]) + 0.75 * spec[..., None]
         rgb = np.clip(rgb, 0, 1)
         alpha = a_ball + a_shadow * (1 - a_ball)
         prem = rgb * a_ball[..., None]  # the shadow is black: contributes no colour

@@ -1,0 +1,355 @@
+"""Billiards data engine: events, rules, QA, parser, renderer, determinism.
+
+pooltool's numba kernels are compiled once and cached (``NUMBA_CACHE_DIR``, see
+``hilight_train.billiards``); a cold cache adds ~25-60 s to the first test that simulates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+
+import numpy as np
+import pytest
+
+from hilight_train.billiards import qa
+from hilight_train.billiards.camera import CUSHIONS, POCKETS, REGIONS, View, sample_camera
+from hilight_train.billiards.captions import canonical_events, caption_events, make_caption, parse_caption
+from hilight_train.billiards.clip import ClipConfig, make_clip
+from hilight_train.billiards.games import canonical_ball
+from hilight_train.billiards.parse import parse_answer
+from hilight_train.billiards.render import BallSprites, render_background, render_frames, sample_look
+from hilight_train.billiards.rules import REASONS, judge
+from hilight_train.billiards.shots import Shot, build_system
+from hilight_train.billiards.simulate import extract_events, sample_positions, simulate_shot
+from hilight_train.billiards.tables import make_table
+from hilight_train.billiards.truth import summarize
+from hilight_train.billiards.video import write_mp4
+
+L = 1.9812  # 7-ft pool table length (m); width L / 2
+R = 0.028575  # pool ball radius (m)
+BROADCAST = View("broadcast", 1, L / 2, L)  # camera behind the y = 0 rail: x right, y up the picture
+OVERHEAD = View("overhead", 0, L / 2, L)  # long axis across the picture, y to the right
+
+
+def _shot(game, positions, V0, phi, b=0.0, ctx=None):
+    """Simulate a hand-built shot; returns (system, events in BROADCAST view, rules)."""
+    table = make_table(game)
+    shot = Shot(game, "test", V0, phi, 0.0, 0.0, b, positions, rules=ctx or {"break": False})
+    system = simulate_shot(build_system(shot, table))
+    return system, extract_events(system, game, BROADCAST), judge(system, game, shot.rules)
+
+
+def _truth(game, system, events, rules, view=BROADCAST):
+    t_end = system.events[-1].time
+    times = np.linspace(0, t_end, int(t_end * 30) + 2)
+    ids, xyz, on = sample_positions(system, times)
+    return summarize(game, events, ids, times, xyz, on, view, t_end, False, rules, R)
+
+
+def _aim(src, dst) -> float:
+    return math.degrees(math.atan2(dst[1] - src[1], dst[0] - src[0]))
+
+
+# ----------------------------------------------------------------------------- events and rules
+
+
+def test_straight_pot_into_named_pocket():
+    system, events, rules = _shot(
+        "9ball", {"cue": [0.6, L / 2], "1": [0.3, L / 2], "2": [0.7, 0.4]}, 1.5, 180, b=-0.2
+    )
+    kinds = [(e["type"], e.get("other") or e.get("pocket")) for e in events]
+    assert kinds == [("strike", None), ("ball_ball", "1"), ("pocket", "left-middle")]
+    assert events[2]["ball"] == "1" and events[1]["t"] < events[2]["t"]
+    assert rules == {"foul": False, "reason": None, "reason_text": "", "point": None}
+    truth = _truth("9ball", system, events, rules)
+    assert truth["potted"] == [{"ball": "1", "pocket": "left-middle", "t": events[2]["t"]}]
+    assert truth["first_contact"] == "1" and truth["cue_cushions_before_contact"] == 0
+    assert truth["final"]["1"] is None and truth["moved"] == ["cue", "1"]
+    # the same pocket seen from the overhead camera (long axis across the picture) is the top side pocket
+    assert extract_events(system, "9ball", OVERHEAD)[2]["pocket"] == "top-middle"
+
+
+def test_scratch_is_a_foul():
+    system, events, rules = _shot("8ball", {"cue": [0.3, L / 2], "3": [0.7, 0.4], "8": [0.5, 1.6]}, 1.5, 180)
+    assert [e["type"] for e in events] == ["strike", "pocket"]
+    assert events[1]["ball"] == "cue" and events[1]["pocket"] == "left-middle"
+    assert rules["foul"] and rules["reason"] == "scratch"
+    truth = _truth("8ball", system, events, rules)
+    assert truth["cue_rest_region"] is None and truth["cue_after_contact"] is None
+    facts = {q: f for q, f, _ in qa._entries("8ball", truth, np.random.default_rng(0))}
+    assert facts["scratch"] is True and facts["potted_balls"] == [] and facts["first_potted"] == "cue"
+
+
+def test_cushion_first_kick():
+    cue, obj = [0.3, 0.6], [0.6, 1.2]
+    mirror = [obj[0], 2 * R - obj[1]]  # the object ball reflected in the bottom cushion
+    system, events, rules = _shot("9ball", {"cue": cue, "1": obj, "2": [0.8, 1.8]}, 2.0, _aim(cue, mirror))
+    assert events[1]["type"] == "cushion" and events[1]["ball"] == "cue" and events[1]["cushion"] == "bottom"
+    assert events[2]["type"] == "ball_ball" and events[2]["other"] == "1"
+    truth = _truth("9ball", system, events, rules)
+    assert truth["cue_cushions_before_contact"] == 1 and truth["first_contact"] == "1"
+    assert not rules["foul"]  # the 1-ball reaches a cushion after contact
+
+
+def test_miss_is_a_no_contact_foul():
+    system, events, rules = _shot("9ball", {"cue": [0.5, 0.5], "1": [0.8, 1.5]}, 1.0, 270)
+    assert not any(e["type"] == "ball_ball" for e in events)
+    assert next(e["cushion"] for e in events if e["type"] == "cushion") == "bottom"
+    assert rules["foul"] and rules["reason"] == "no-contact"
+    truth = _truth("9ball", system, events, rules)
+    assert truth["first_contact"] is None and truth["moved"] == ["cue"]
+    facts = {q: f for q, f, _ in qa._entries("9ball", truth, np.random.default_rng(0))}
+    assert facts["first_contact"] == "none" and facts["foul_reason"] == {"foul": True, "reason": "no-contact"}
+
+
+def test_wrong_ball_first_in_nine_ball():
+    cue, two = [0.5, 0.5], [0.53, 1.0]
+    _system, events, rules = _shot("9ball", {"cue": cue, "1": [0.2, 1.7], "2": two}, 1.5, _aim(cue, two))
+    assert events[1]["other"] == "2" and rules["reason"] == "wrong-ball-first"
+
+
+def test_three_cushion_point_matches_the_event_definition():
+    """Over a fan of shots from one layout, pooltool's verdict equals the three-cushion rule read
+    from our events (both object balls, three cue-ball cushions before the second), and scores."""
+    table = make_table("3cushion")
+    positions = {"white": [0.7, 0.9], "yellow": [0.35, 2.4], "red": [1.15, 2.1]}
+    points = 0
+    for phi in range(0, 360, 3):
+        shot = Shot("3cushion", "test", 4.0, float(phi), 0.0, 0.4, 0.2, positions)
+        system = simulate_shot(build_system(shot, table))
+        events = extract_events(system, "3cushion", BROADCAST)
+        hits, cushions, second = [], 0, None
+        for e in events:
+            if e["type"] == "cushion" and e["ball"] == "cue" and second is None:
+                cushions += 1
+            if e["type"] == "ball_ball" and e["ball"] == "cue" and e["other"] not in hits:
+                hits.append(e["other"])
+                if len(hits) == 2:
+                    second = cushions
+        ours = second is not None and second >= 3
+        assert judge(system, "3cushion", {})["point"] == ours, phi
+        points += ours
+    assert 0 < points < 120
+
+
+# ----------------------------------------------------------------------------- clips, QA, captions
+
+
+@pytest.fixture(scope="module")
+def clips():
+    """One clip per game (record + frames), made once for the module."""
+    return {
+        g: make_clip(g, seed) for g, seed in (("9ball", 11), ("8ball", 12), ("snooker", 13), ("3cushion", 14))
+    }
+
+
+def test_qa_answers_agree_with_events(clips):
+    for game, (frames, rec) in clips.items():
+        ev, truth = rec["events"], rec["truth"]
+        pots = [e for e in ev if e["type"] == "pocket"]
+        cue_hits = [e for e in ev if e["type"] == "ball_ball" and e["ball"] == "cue"]
+        first_t = cue_hits[0]["t"] if cue_hits else math.inf
+        expected = {
+            "potted_balls": sorted(
+                (e["ball"] for e in pots if e["ball"] != "cue"), key=lambda b: (b != "red", b)
+            ),
+            "potted_count": sum(e["ball"] != "cue" for e in pots),
+            "scratch": any(e["ball"] == "cue" for e in pots),
+            "first_contact": cue_hits[0]["other"] if cue_hits else "none",
+            "cushions_before_contact": sum(
+                e["type"] == "cushion" and e["ball"] == "cue" and e["t"] < first_t for e in ev
+            ),
+            "cue_cushions_total": sum(e["type"] == "cushion" and e["ball"] == "cue" for e in ev),
+            "foul": truth["rules"]["foul"],
+            "first_potted": pots[0]["ball"] if pots else None,
+        }
+        assert len(frames) == rec["n_frames"]
+        for q in rec["qa"]:
+            t, f = q["type"], q["facts"]
+            if t in expected and t != "potted_balls":
+                assert f == expected[t], (game, t)
+            if t == "potted_balls":
+                assert sorted(f) == sorted(expected[t])
+            if t == "pocket_of_ball" or t == "pot_time":
+                ball = next(e for e in pots if e["pocket"] == f or round(e["t"], 1) == f)
+                assert ball is not None
+            if t == "ball_moved":
+                assert isinstance(f, bool)
+            # every stored answer reads back to its facts
+            assert parse_answer(t, q["answer"]) == f, (game, t, q["answer"])
+        assert parse_answer("caption", rec["caption"]) == rec["caption_facts"]
+
+
+def test_renderer_puts_balls_where_physics_says():
+    """Render a moving shot from both camera families; at each ball's projected centre the pixel has
+    the ball's colour (the white cue ball is bright, the background there is not)."""
+    system, _, _ = _shot(
+        "9ball", {"cue": [0.25, 0.4], "1": [0.75, 1.6], "3": [0.25, 1.5], "6": [0.7, 0.5]}, 2.0, 70.0
+    )
+    rng = np.random.default_rng(0)
+    times = np.arange(0, 1.5, 1 / 30)
+    ids, xyz, on = sample_positions(system, times)
+    names = [canonical_ball("9ball", b) for b in ids]
+    for family in ("overhead", "broadcast"):
+        cam = sample_camera(family, system.table.w, system.table.l, 448, 256, rng)
+        look = sample_look("9ball", rng)
+        look.noise, look.blur = 0.0, False
+        bg = render_background(cam, system.table, look, 0.0508, rng)
+        sprites = BallSprites("9ball", names, cam, rng, blur=False)
+        frames = render_frames(bg, cam, sprites, ids, names, R, xyz, on)
+        pix, _ = cam.project(xyz.reshape(-1, 3))
+        pix = pix.reshape(len(times), len(ids), 2)
+        checked = 0
+        for i in range(0, len(times), 5):
+            for j, name in enumerate(names):
+                if not on[i, j]:
+                    continue
+                px, py = (int(v) for v in np.floor(pix[i, j]))
+                got = frames[i, py, px].astype(int)
+                want = (np.asarray(sprites.looks[name].colour) * 255).astype(int)
+                back = bg[py, px].astype(int)
+                if name == "cue":  # the white ball is brighter than the cloth under it
+                    assert got.mean() > back.mean() + 40, (family, i, got, back)
+                else:  # the dominant channel of the ball colour dominates the pixel
+                    assert int(np.argmax(got)) == int(np.argmax(want)), (family, name, i, got, want)
+                assert np.abs(got - back).sum() > 30, (family, name, i)
+                checked += 1
+        assert checked > 30
+
+
+def test_views_name_places_consistently():
+    for view in (BROADCAST, OVERHEAD, View("overhead", 2, L / 2, L), View("broadcast", 3, L / 2, L)):
+        table = make_table("9ball")
+        names = {view.pocket_name(*p.center[:2]) for p in table.pockets.values()}
+        assert len(names) == 6 and names <= set(POCKETS)
+        assert {view.cushion_name(x, y) for x, y in [(0, 1), (L / 2, 1), (0.5, 0), (0.5, L)]} == set(CUSHIONS)
+        assert view.region_name(L / 4, L / 2) == "centre"
+
+
+# ----------------------------------------------------------------------------- parser
+
+
+def _examples() -> list[tuple[str, object, dict]]:
+    ex: list[tuple[str, object, dict]] = []
+    pool, snk, car = {"game": "9ball"}, {"game": "snooker"}, {"game": "3cushion"}
+    for balls, ctx in (
+        ([], pool),
+        (["3"], pool),
+        (["3", "11"], pool),
+        (["red", "red", "blue"], snk),
+        (["red"], snk),
+        (["8"], {"game": "8ball"}),
+    ):
+        ex.append(("potted_balls", balls, ctx))
+    for t in ("potted_count", "cushions_before_contact", "cue_cushions_total", "tc_cushions_before_second"):
+        ex += [(t, n, pool) for n in (0, 1, 2, 5, 12)]
+    for t in ("scratch", "foul", "tc_point"):
+        ex += [(t, v, pool) for v in (True, False)]
+    for ball, ctx in (("5", pool), ("11", pool), ("blue", snk), ("red", car), ("yellow", car)):
+        ex += [("ball_moved", v, {**ctx, "ball": ball}) for v in (True, False)]
+    ex += [("first_contact", b, pool) for b in ("none", "9", "15")] + [
+        ("first_contact", b, snk) for b in ("red", "pink")
+    ]
+    ex += [("first_potted", b, pool) for b in ("cue", "4", "12")] + [("first_potted", "black", snk)]
+    ex += [("tc_first_ball", b, car) for b in ("yellow", "red", "none")]
+    ex += [("pocket_of_ball", p, {**pool, "ball": "7"}) for p in POCKETS]
+    ex += [("pot_time", t, {**pool, "ball": b}) for t, b in ((0.4, "3"), (2.3, "12"), (7.0, "cue"))]
+    ex += [("pot_time", 1.6, {**snk, "ball": "green"})]
+    ex += [("foul_reason", {"foul": True, "reason": r}, pool) for r in REASONS] + [
+        ("foul_reason", {"foul": False, "reason": None}, pool)
+    ]
+    ex += [("cue_after_contact", a, pool) for a in ("follow", "draw", "stop", "side")]
+    ex += [("cue_rest_region", r, pool) for r in REGIONS]
+    return ex
+
+
+def test_examples_cover_every_question_type():
+    assert {t for t, _, _ in _examples()} == set(qa.QTYPES)
+
+
+@pytest.mark.parametrize(("qtype", "facts", "ctx"), _examples())
+def test_parser_reads_short_and_sentence_forms(qtype, facts, ctx):
+    assert parse_answer(qtype, qa.short_answer(qtype, facts, ctx)) == facts
+    for sentence in qa.sentence_variants(qtype, facts, ctx):
+        assert parse_answer(qtype, sentence) == facts, sentence
+
+
+def test_parser_returns_none_for_unreadable_text():
+    for qtype in qa.QTYPES:
+        assert parse_answer(qtype, "") is None
+    assert parse_answer("first_contact", "bananas") is None
+    assert parse_answer("pocket_of_ball", "somewhere") is None
+    assert parse_answer("caption", "A lovely day.") is None
+
+
+def _truth_variants():
+    base = {
+        "potted": [], "first_contact": "3", "cue_cushions_before_contact": 0, "cue_cushions_after_contact": 2,
+        "cue_cushions_total": 2, "cue_rest_region": "centre", "rules": {"foul": False, "reason": None, "point": None},
+    }  # fmt: skip
+    yield "9ball", base
+    yield "9ball", {**base, "potted": [{"ball": "3", "pocket": "top-right", "t": 1.0}, {"ball": "cue", "pocket": "left-middle", "t": 2.0}],
+                    "cue_rest_region": None, "rules": {"foul": True, "reason": "scratch", "point": None}}  # fmt: skip
+    yield "9ball", {**base, "first_contact": None, "cue_cushions_before_contact": 3, "cue_cushions_total": 3,
+                    "rules": {"foul": True, "reason": "no-contact", "point": None}}  # fmt: skip
+    yield "snooker", {**base, "first_contact": "red", "cue_cushions_before_contact": 1,
+                      "potted": [{"ball": "red", "pocket": "bottom-left", "t": 1.0}, {"ball": "red", "pocket": "top-middle", "t": 1.5}]}  # fmt: skip
+    yield "3cushion", {**base, "first_contact": "red", "second_contact": "yellow", "cue_cushions_before_second": 3,
+                       "cue_rest_region": "bottom-left", "rules": {"foul": False, "reason": None, "point": True}}  # fmt: skip
+
+
+def test_caption_parser_recovers_caption_events():
+    for game, truth in _truth_variants():
+        facts = canonical_events(caption_events(game, truth))
+        for seed in range(12):  # different synonym choices
+            assert parse_caption(make_caption(game, truth, np.random.default_rng(seed))) == facts
+
+
+# ----------------------------------------------------------------------------- determinism, dataset
+
+
+def test_same_seed_same_clip_and_bytes(tmp_path):
+    f1, r1 = make_clip("8ball", 5)
+    f2, r2 = make_clip("8ball", 5)
+    assert json.dumps(r1) == json.dumps(r2)
+    assert np.array_equal(f1, f2)
+    write_mp4(tmp_path / "a.mp4", f1, 30)
+    write_mp4(tmp_path / "b.mp4", f2, 30)
+    digest = [hashlib.sha256((tmp_path / n).read_bytes()).hexdigest() for n in ("a.mp4", "b.mp4")]
+    assert digest[0] == digest[1]
+    _, r3 = make_clip("8ball", 6)
+    assert r3["shot"] != r1["shot"]
+
+
+def test_dataset_files_resume_and_determinism(tmp_path):
+    from hilight_train.billiards.dataset import plan
+    from hilight_train.billiards.runner import generate
+
+    cfg = ClipConfig(max_duration=3.0)
+    a, b = tmp_path / "a", tmp_path / "b"
+    stats = generate(a, 3, 7, ["9ball", "3cushion"], cfg, workers=1, command="test")
+    generate(b, 3, 7, ["9ball", "3cushion"], cfg, workers=1, command="test")
+    for name in ("annotations.json", "events.jsonl", "captions.jsonl", "card.md"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    for video in sorted((a / "videos").glob("*.mp4")):
+        assert video.read_bytes() == (b / "videos" / video.name).read_bytes()
+    entries = json.loads((a / "annotations.json").read_text())
+    assert stats["clips"] == 3 and {e["split"] for e in entries} == {"train", "val", "test"}
+    for e in entries:
+        assert e["conversations"][0]["value"].startswith("<video>\n")
+        assert parse_answer(e["type"], e["conversations"][1]["value"]) == e["facts"]
+    assert "majority" in (a / "card.md").read_text()
+    # resume: a finished clip is skipped (its files are not rewritten)
+    mtimes = {p.name: p.stat().st_mtime_ns for p in (a / "videos").glob("*.mp4")}
+    generate(a, 3, 7, ["9ball", "3cushion"], cfg, workers=1)
+    assert mtimes == {p.name: p.stat().st_mtime_ns for p in (a / "videos").glob("*.mp4")}
+    # splits come from disjoint seed streams
+    jobs = plan(300, 7)
+    seeds = {s: {j.seed for j in jobs if j.split == s} for s in ("train", "val", "test")}
+    assert (
+        not (seeds["train"] & seeds["val"])
+        and not (seeds["train"] & seeds["test"])
+        and not (seeds["val"] & seeds["test"])
+    )

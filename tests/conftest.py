@@ -33,3 +33,28 @@ def official_dir() -> Path:
             "or set HILIGHT_OFFICIAL_FIXTURES"
         )
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory) -> Path:
+    """A 6-clip data-engine dataset (9-ball, 8-ball, snooker; train/val/test), made once per session."""
+    from hilight_train.billiards.clip import ClipConfig
+    from hilight_train.billiards.runner import generate
+
+    out = tmp_path_factory.mktemp("billiards")
+    generate(out, 6, 0, ["9ball", "8ball", "snooker"], ClipConfig(), workers=1, command="tests")
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, tiny_dataset) -> Path:
+    """A random-weight tiny-preset model folder (tokenizer trained on the tiny dataset's text), saved once."""
+    import json
+
+    from hilight_train.model_folder import init_model_folder
+
+    entries = json.loads((tiny_dataset / "annotations.json").read_text())
+    texts = [turn["value"] for e in entries for turn in e["conversations"]]
+    out = tmp_path_factory.mktemp("tiny_model")
+    init_model_folder(out, texts, preset="tiny", vocab_size=400, seed=0)
+    return out

@@ -78,6 +78,15 @@ def read_cache(path: Path) -> dict[str, dict[str, Any]]:
     return done
 
 
+def drop_torn_tail(path: Path) -> None:
+    """Cut a last line left unfinished by an interrupted write, so new lines append cleanly."""
+    if path.is_file():
+        data = path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            with path.open("r+b") as f:
+                f.truncate(data.rfind(b"\n") + 1)
+
+
 class VideoFeatureCache:
     """Vision tokens per video path, computed once (LRU-bounded so long runs stay in memory)."""
 
@@ -141,6 +150,7 @@ def run_answers(
     desc: str = "answering",
 ) -> dict[str, str]:
     """id -> answer for every entry, resuming from (and appending to) `cache_path`."""
+    drop_torn_tail(cache_path)
     done = read_cache(cache_path)
     todo = [e for e in entries if e["id"] not in done]
     todo.sort(key=lambda e: e["clip"])  # questions about one clip together: its features stay cached

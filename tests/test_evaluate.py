@@ -1,0 +1,66 @@
+"""`train/evaluate.py` end to end on a random-weight tiny model: files, baselines, resume, compare."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from hilight_train.evaluation import load_entries, read_cache
+
+
+def run_eval(repo_root, *args):
+    cmd = [sys.executable, str(repo_root / "train" / "evaluate.py"), *map(str, args)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+@pytest.fixture(scope="module")
+def evaluated(repo_root, tiny_model_dir, tiny_dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("eval")
+    args = ["--model", tiny_model_dir, "--data", tiny_dataset, "--split", "test", "--out", out]
+    run_eval(repo_root, *args, "--max-new-tokens", "4", "--n-boot", "100", "--limit", "8")
+    return out, args
+
+
+def test_report_has_every_type_with_ci_and_baselines(evaluated, tiny_dataset):
+    out, _ = evaluated
+    report = json.loads((out / "report.json").read_text())
+    entries = load_entries(tiny_dataset, "test")[:8]
+    assert report["overall"]["n"] == 8
+    assert set(report["types"]) == {e["type"] for e in entries}
+    for entry in [report["overall"], *report["types"].values()]:
+        low, high = entry["ci"]
+        assert 0 <= low <= entry["accuracy"] <= high <= 1
+    assert set(report["baselines"]) == {"majority", "blind"}
+    assert {it["id"] for it in report["items"]} == {e["id"] for e in entries}
+    for name in ("report.md", "accuracy.png", "failures.jsonl"):
+        assert (out / name).stat().st_size > 0
+    # the model's answers were cached one line per item; the blind run saw other clips' videos
+    assert len(read_cache(out / "predictions-model.jsonl")) == 8
+    assert len(read_cache(out / "predictions-blind.jsonl")) == 8
+
+
+def test_rerun_resumes_from_the_cache(evaluated, repo_root):
+    out, args = evaluated
+    model_cache = out / "predictions-model.jsonl"
+    before = model_cache.read_text()
+    # a torn last line (an interrupted write) is ignored and recomputed
+    lines = before.splitlines()
+    model_cache.write_text("\n".join(lines[:-1]) + "\n" + lines[-1][:5])
+    run_eval(repo_root, *args, "--max-new-tokens", "4", "--n-boot", "100", "--limit", "8")
+    after = read_cache(model_cache)
+    assert len(after) == 8
+    assert {k: v["answer"] for k, v in after.items()} == {
+        json.loads(ln)["id"]: json.loads(ln)["answer"] for ln in before.splitlines()
+    }
+
+
+def test_compare_mode(evaluated, repo_root, tmp_path):
+    out, _ = evaluated
+    report = out / "report.json"
+    result = run_eval(repo_root, "--compare", report, report, "--out", tmp_path)
+    diffs = json.loads((tmp_path / "compare.json").read_text())
+    assert diffs["overall"]["diff"] == 0.0
+    assert "| overall |" in result.stdout

@@ -1,0 +1,64 @@
+"""A fresh HiLight model folder from a preset: tokenizer, config, random weights and processor.
+
+This is where every trained model starts (stage 0 of the tiny recipe trains from it) and what end-to-end
+tests run on. The folder is Hub-style: `AutoModel` / `AutoProcessor.from_pretrained(folder,
+trust_remote_code=True)` load it, because `save_pretrained` copies the root code files beside
+`config.json` (whose `auto_map` names them).
+
+    from hilight_train.model_folder import init_model_folder
+    model, processor = init_model_folder("outputs/init", texts, preset="tiny", vocab_size=2048)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from hilight.configuration_hilight import HiLightConfig
+from hilight.modeling_hilight import HiLightForConditionalGeneration
+from hilight.processing_hilight import HiLightProcessor, HiLightVideoProcessor
+
+from .tokenizer import train_tokenizer
+
+
+def build_processor(config: HiLightConfig, tokenizer, **video_kwargs: Any) -> HiLightProcessor:
+    """The processor that matches `config`: frames, image size and vision tokens per frame."""
+    size = config.video_config.image_size
+    video_processor = HiLightVideoProcessor(
+        num_frames=config.num_frames, size={"height": size, "width": size}, **video_kwargs
+    )
+    return HiLightProcessor(
+        video_processor, tokenizer, tokens_per_frame=config.token_mining_config.queries_per_frame
+    )
+
+
+def init_model_folder(
+    out: str | Path | None,
+    texts: Iterable[str],
+    preset: str = "tiny",
+    vocab_size: int = 2048,
+    seed: int = 0,
+    **config_overrides: Any,
+) -> tuple[HiLightForConditionalGeneration, HiLightProcessor]:
+    """Train a BPE tokenizer on `texts`, build the preset with that vocabulary, initialise the weights from
+    `seed`, and (when `out` is given) save model + processor there. Returns (model, processor)."""
+    tokenizer = train_tokenizer(texts, vocab_size=vocab_size)
+    text_config = dict(config_overrides.pop("text_config", {}))
+    text_config["vocab_size"] = len(tokenizer)
+    config = HiLightConfig.from_preset(
+        preset,
+        text_config=text_config,
+        video_token_id=tokenizer.convert_tokens_to_ids("<video>"),
+        **config_overrides,
+    )
+    torch.manual_seed(seed)
+    model = HiLightForConditionalGeneration(config).eval()
+    processor = build_processor(config, tokenizer)
+    if out is not None:
+        out = Path(out)
+        model.save_pretrained(out)
+        processor.save_pretrained(out)
+    return model, processor

@@ -195,7 +195,7 @@ def _sniff_container(head: bytes) -> str | None:
         return "asf"
     if head.startswith((b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3")):
         return "mpeg-ps"
-    if head[:1] == b"\x47" and (len(head) <= 188 or head[188:189] == b"\x47"):
+    if head[:1] == b"\x47" and head[188:189] == b"\x47":  # two 188-byte transport packets
         return "mpeg-ts"
     if head.startswith(b"YUV4MPEG2"):
         return "y4m"
@@ -323,8 +323,6 @@ class _DecodeRequest:
     num_frames: int | None
     max_frame_pixels: int | None
     max_duration: float | None
-    decode_width: int = -1
-    decode_height: int = -1
     quiet: bool = False
 
 
@@ -346,9 +344,7 @@ def _decode_with_decord(request: _DecodeRequest) -> tuple[np.ndarray, dict[str, 
         decord.logging.set_level(decord.logging.QUIET)
     uri = io.BytesIO(request.source) if isinstance(request.source, bytes) else request.source
     try:
-        reader = decord.VideoReader(
-            uri, ctx=decord.cpu(0), width=request.decode_width, height=request.decode_height
-        )
+        reader = decord.VideoReader(uri, ctx=decord.cpu(0))
     except (decord.DECORDError, RuntimeError) as exc:
         message = str(exc)
         if "cannot find video stream" in message:
@@ -405,24 +401,53 @@ def _decode_with_decord(request: _DecodeRequest) -> tuple[np.ndarray, dict[str, 
     return frames, metadata
 
 
-def _read_message(fd: int, deadline: float) -> bytes | None:
-    """Read one length-prefixed message from ``fd`` before ``deadline``; None on EOF, TimeoutError on time-out."""
-    buffer = bytearray()
-    expected = None
-    while expected is None or len(buffer) < expected + 8:
+def _read_exact(fd: int, size: int, deadline: float) -> bytearray | None:
+    """Read exactly ``size`` bytes from ``fd`` before ``deadline``; None on EOF, TimeoutError on time-out."""
+    buffer = bytearray(size)
+    view, filled = memoryview(buffer), 0
+    while filled < size:
         remaining = deadline - time.monotonic()
-        if remaining <= 0:
+        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
             raise TimeoutError
-        ready, _, _ = select.select([fd], [], [], remaining)
-        if not ready:
-            raise TimeoutError
-        chunk = os.read(fd, 1 << 22)
-        if not chunk:
+        count = os.readv(fd, [view[filled:]])
+        if count == 0:
             return None
-        buffer += chunk
-        if expected is None and len(buffer) >= 8:
-            expected = struct.unpack("<Q", buffer[:8])[0]
-    return bytes(buffer[8:])
+        filled += count
+    return buffer
+
+
+def _send_result(fd: int, payload: Any) -> None:
+    """Child side: pickle ``payload`` with its array buffers out of band and write it to ``fd``.
+
+    Layout: u64 pickle length, u64 buffer count, u64 length per buffer, the pickle, the raw buffers. Array
+    bytes go straight from the array's memory to the pipe (no copy inside the pickle).
+    """
+    buffers: list[pickle.PickleBuffer] = []
+    meta = pickle.dumps(payload, protocol=5, buffer_callback=buffers.append)
+    raws = [buffer.raw() for buffer in buffers]
+    header = struct.pack(f"<QQ{len(raws)}Q", len(meta), len(raws), *(raw.nbytes for raw in raws))
+    with os.fdopen(fd, "wb") as pipe:
+        for chunk in (header, meta, *raws):
+            pipe.write(chunk)
+
+
+def _receive_result(fd: int, deadline: float) -> Any:
+    """Parent side of ``_send_result``; raises EOFError if the child died before sending everything."""
+    counts = _read_exact(fd, 16, deadline)
+    if counts is None:
+        raise EOFError
+    meta_size, num_buffers = struct.unpack("<QQ", counts)
+    sizes = _read_exact(fd, 8 * num_buffers, deadline) if num_buffers else bytearray()
+    meta = _read_exact(fd, meta_size, deadline)
+    if sizes is None or meta is None:
+        raise EOFError
+    buffers = []
+    for size in struct.unpack(f"<{num_buffers}Q", sizes):
+        buffer = _read_exact(fd, size, deadline) if size else bytearray()
+        if buffer is None:
+            raise EOFError
+        buffers.append(buffer)
+    return pickle.loads(meta, buffers=buffers)
 
 
 def _run_in_child(function: Callable[[], Any], timeout: float | None, name: str) -> Any:
@@ -444,14 +469,10 @@ def _run_in_child(function: Callable[[], Any], timeout: float | None, name: str)
             except BaseException as exc:
                 payload = ("error", exc)
             try:
-                data = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+                pickle.dumps(payload, protocol=5, buffer_callback=lambda _: None)
             except Exception as exc:
-                data = pickle.dumps(
-                    ("error", CorruptVideoError(f"{name}: unpicklable decoder result: {exc!r}"))
-                )
-            with os.fdopen(write_fd, "wb") as pipe:
-                pipe.write(struct.pack("<Q", len(data)))
-                pipe.write(data)
+                payload = ("error", CorruptVideoError(f"{name}: unpicklable decoder result: {exc!r}"))
+            _send_result(write_fd, payload)
         except BaseException:
             exit_code = 1
         finally:
@@ -461,7 +482,9 @@ def _run_in_child(function: Callable[[], Any], timeout: float | None, name: str)
     try:
         deadline = time.monotonic() + (timeout if timeout is not None else math.inf)
         try:
-            data = _read_message(read_fd, deadline)
+            result = _receive_result(read_fd, deadline)
+        except EOFError:
+            result = None
         except TimeoutError:
             raise VideoDecodeTimeoutError(
                 f"{name}: decoding took more than decode_timeout={timeout} s; the decoder was stopped. "
@@ -469,7 +492,7 @@ def _run_in_child(function: Callable[[], Any], timeout: float | None, name: str)
             ) from None
         _, status = os.waitpid(pid, 0)
         reaped = True
-        if data is None:
+        if result is None:
             if os.WIFSIGNALED(status):
                 cause = f"was killed by signal {signal.Signals(os.WTERMSIG(status)).name}"
             else:
@@ -477,7 +500,7 @@ def _run_in_child(function: Callable[[], Any], timeout: float | None, name: str)
             raise VideoDecoderCrashedError(
                 f"{name}: the video decoder process {cause}; the file is probably damaged"
             )
-        kind, value = pickle.loads(data)
+        kind, value = result
         if kind == "error":
             raise value
         return value
@@ -495,7 +518,6 @@ def read_video(
     max_duration: float | None = 3600.0,
     decode_timeout: float | None = 120.0,
     decode_in_subprocess: bool = True,
-    decode_size: dict[str, int] | None = None,
 ) -> tuple[np.ndarray, HiLightVideoMetadata]:
     """Decode ``num_frames`` frames of a video file by the official HiLight rule.
 
@@ -506,8 +528,6 @@ def read_video(
         decode_timeout: seconds before the decoder is stopped (only with ``decode_in_subprocess``).
         decode_in_subprocess: decode in a forked child process (POSIX), so a hang or a crash of the native
             decoder raises an exception here instead of taking the process down.
-        decode_size: ``{"height": h, "width": w}`` makes decord scale while decoding (faster for large
-            videos, but APPROXIMATE: it does not reproduce the official pixels; see benchmarks/).
 
     Returns:
         (uint8 numpy array [T, H, W, 3] RGB, ``HiLightVideoMetadata``).
@@ -540,15 +560,12 @@ def read_video(
             f"got {type(video).__name__}"
         )
     _check_container(src)
-    size = decode_size or {}
     request = _DecodeRequest(
         name=src.name,
         source=source,
         num_frames=num_frames,
         max_frame_pixels=max_frame_pixels,
         max_duration=max_duration,
-        decode_width=int(size.get("width", -1)),
-        decode_height=int(size.get("height", -1)),
     )
     if decode_in_subprocess and hasattr(os, "fork"):
         import decord  # noqa: F401  (import before forking: the child must not import under a lock)
@@ -572,14 +589,12 @@ class HiLightVideoProcessorKwargs(VideosKwargs, total=False):
     max_duration (`float`): longest accepted video in seconds; default 3600.
     decode_timeout (`float`): seconds before a decode is stopped; default 120.
     decode_in_subprocess (`bool`): decode in a forked child (crash and hang safe); default True.
-    decode_size (`dict[str, int]`): decode at this size inside decord (approximate; default None = official).
     """
 
     max_frame_pixels: int | None
     max_duration: float | None
     decode_timeout: float | None
     decode_in_subprocess: bool | None
-    decode_size: dict[str, int] | None
 
 
 _RESAMPLE_TO_TORCH = {0: "nearest", 2: "bilinear", 3: "bicubic"}  # PIL codes: NEAREST, BILINEAR, BICUBIC
@@ -599,13 +614,13 @@ class HiLightVideoProcessor(VideoProcessorMixin):
     frame indices, timestamps in seconds, fps, duration, size). Decoded frames are sampled by the same rule
     (a clip that already has T frames is kept as is).
 
-    Args (all saved in ``video_preprocessor_config.json``; the defaults are the paper preset):
+    Args (all saved by ``save_pretrained``; the defaults are the paper preset):
         num_frames (`int`, defaults to 12): frames per video, indices ``linspace(0, n - 1, T).astype(int)``.
         size (`dict`, defaults to `{"height": 224, "width": 224}`): output size; aspect ratio not kept.
         resample (`int`, defaults to 3 = bicubic): 0 nearest, 2 bilinear, 3 bicubic (antialiased).
         do_rescale / rescale_factor (`1/255`), do_normalize / image_mean / image_std (CLIP's).
         do_center_crop / crop_size: optional crop after the resize (off; the official one is a no-op).
-        max_frame_pixels, max_duration, decode_timeout, decode_in_subprocess, decode_size: see
+        max_frame_pixels, max_duration, decode_timeout, decode_in_subprocess: see
             ``HiLightVideoProcessorKwargs``.
     """
 
@@ -630,7 +645,6 @@ class HiLightVideoProcessor(VideoProcessorMixin):
     max_duration = 3600.0
     decode_timeout = 120.0
     decode_in_subprocess = True
-    decode_size = None
 
     def __init__(self, **kwargs: Unpack[HiLightVideoProcessorKwargs]):
         super().__init__(**kwargs)
@@ -656,9 +670,8 @@ class HiLightVideoProcessor(VideoProcessorMixin):
             )
         if isinstance(videos, (list, tuple)):
             if videos and all(_is_frames(v) and v.ndim == 3 for v in videos):
-                return [
-                    np.stack([np.asarray(v) for v in videos])
-                ]  # one video given as a list of [H, W, 3] frames
+                # One video given as a list of [H, W, 3] frames.
+                return [np.stack([np.asarray(v) for v in videos])]
             flat = []
             for item in videos:
                 flat.extend(HiLightVideoProcessor.make_video_list(item))
@@ -710,7 +723,6 @@ class HiLightVideoProcessor(VideoProcessorMixin):
             max_duration=options["max_duration"],
             decode_timeout=options["decode_timeout"],
             decode_in_subprocess=bool(options["decode_in_subprocess"]),
-            decode_size=options["decode_size"],
         )
 
     # -- transform ---------------------------------------------------------------------------------------
@@ -732,7 +744,9 @@ class HiLightVideoProcessor(VideoProcessorMixin):
         if opts["do_rescale"]:
             inverse = 1 / opts["rescale_factor"]
             if abs(inverse - round(inverse)) < 1e-6:
-                x.div_(round(inverse))  # divide by 255, as the official code does (x * (1/255) differs by 1 ulp)
+                x.div_(
+                    round(inverse)
+                )  # divide by 255, as the official code does (x * (1/255) differs by 1 ulp)
             else:
                 x.mul_(opts["rescale_factor"])
         if opts["do_resize"]:

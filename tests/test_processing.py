@@ -183,7 +183,7 @@ def test_wrong_frame_count_in_container_header_is_ignored(clips, tmp_path):
 def test_every_input_form_gives_the_same_pixels(clips):
     vp = HiLightVideoProcessor(num_frames=6)
     path = clips["h264_mp4"]
-    expected = vp(path, return_tensors="pt")["pixel_values"]
+    expected = vp(videos=path, num_frames=6, return_tensors="pt")["pixel_values"]
     all_frames, _ = read_video(
         path, num_frames=None
     )  # (30, H, W, 3): decoded frames are sampled the same way

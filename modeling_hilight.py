@@ -730,6 +730,22 @@ class HiLightForConditionalGeneration(HiLightPreTrainedModel, GenerationMixin):
                 model_inputs.pop(name, None)
         return model_inputs
 
+    # --- conversation (chat_hilight.py): each video encoded once, the KV cache kept across turns ---
+    def start_chat(self, processor, system: str | None = None, **generation_kwargs):
+        """A `HiLightChatSession` on this model: `session.ask(question, video=...)`, `session.stream(...)`,
+        `session.explain()`. `generation_kwargs` are the session's defaults (greedy unless told)."""
+        from .chat_hilight import HiLightChatSession
+
+        return HiLightChatSession(self, processor, system=system, **generation_kwargs)
+
+    def chat(self, processor, video=None, question: str = "", history=None, session=None, **generation_kwargs):
+        """One conversation turn, `answer, session = model.chat(processor, "clip.mp4", "Which balls were
+        potted?")`; pass `session=session` for a follow-up (it reuses the video's vision tokens and the KV
+        cache), or `history=` (chat-template messages) to start from a past conversation."""
+        from .chat_hilight import chat
+
+        return chat(self, processor, video, question, history=history, session=session, **generation_kwargs)
+
 
 HiLightConfig.register_for_auto_class()
 HiLightForConditionalGeneration.register_for_auto_class("AutoModel")

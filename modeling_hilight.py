@@ -738,7 +738,9 @@ class HiLightForConditionalGeneration(HiLightPreTrainedModel, GenerationMixin):
 
         return HiLightChatSession(self, processor, system=system, **generation_kwargs)
 
-    def chat(self, processor, video=None, question: str = "", history=None, session=None, **generation_kwargs):
+    def chat(
+        self, processor, video=None, question: str = "", history=None, session=None, **generation_kwargs
+    ):
         """One conversation turn, `answer, session = model.chat(processor, "clip.mp4", "Which balls were
         potted?")`; pass `session=session` for a follow-up (it reuses the video's vision tokens and the KV
         cache), or `history=` (chat-template messages) to start from a past conversation."""

@@ -353,3 +353,19 @@ def test_dataset_files_resume_and_determinism(tmp_path):
         and not (seeds["train"] & seeds["test"])
         and not (seeds["val"] & seeds["test"])
     )
+
+
+def test_long_shots_are_cut_and_labelled_as_seen():
+    cfg = ClipConfig(max_duration=1.0, retries=0)
+    frames, rec = make_clip("snooker", 3, cfg)
+    truth = rec["truth"]
+    assert truth["truncated"]
+    assert all(e["t"] <= 1.0 for e in rec["events"])
+    assert len(frames) == rec["n_frames"] == math.ceil((1.0 + cfg.tail) * cfg.fps)
+    assert truth["potted"] == [
+        {"ball": e["ball"], "pocket": e["pocket"], "t": e["t"]}
+        for e in rec["events"]
+        if e["type"] == "pocket"
+    ]
+    for q in rec["qa"]:
+        assert parse_answer(q["type"], q["answer"]) == q["facts"]

@@ -13,6 +13,7 @@ from functools import lru_cache
 
 import numpy as np
 import pooltool as pt
+import pooltool.constants as const
 
 from .camera import sample_camera
 from .captions import canonical_events, caption_events, make_caption
@@ -92,7 +93,10 @@ def make_clip(game: str, seed: int, cfg: ClipConfig = ClipConfig(), timings: dic
     times = np.minimum(np.arange(n_frames) / cfg.fps, shot_t)
     ids, xyz, on = sample_positions(seen, times)
     R = float(system.balls[spec.cue_id].params.R)
-    truth = summarize(game, events, ids, times, xyz, on, cam.view, n_frames / cfg.fps, truncated, rules, R)
+    cue_moving = seen.balls[spec.cue_id].history[-1].s in (const.sliding, const.rolling)
+    truth = summarize(
+        game, events, ids, times, xyz, on, cam.view, n_frames / cfg.fps, truncated, rules, R, cue_moving
+    )
     qa = make_questions(game, truth, rng)
     caption = make_caption(game, truth, rng)
     look = sample_look(game, rng)

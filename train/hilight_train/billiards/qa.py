@@ -367,6 +367,7 @@ def sentence_answer(qtype: str, facts, ctx: dict, rng: np.random.Generator) -> s
 # Keep probability by (question type, answer key); the rest are kept. Calibrated on a pilot run so
 # that no single answer dominates a question type (see card.md for the measured baselines).
 KEEP: dict[str, dict] = {
+    "potted_count": {0: 0.7},
     "potted_balls": {"none": 0.5},
     "scratch": {False: 0.14},
     "foul_reason": {"legal": 0.6},

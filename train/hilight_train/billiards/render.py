@@ -124,7 +124,9 @@ def render_background(
     for pocket in table.pockets.values():
         c = pocket.center
         rr = (x - c[0]) ** 2 + (y - c[1]) ** 2
-        img[(inside | cush | wood) & (rr < pocket.radius**2)] = (0.02, 0.02, 0.02)
+        # pooltool's capture circles are wider than the visible openings on snooker tables
+        radius = min(pocket.radius, 0.066)
+        img[(inside | cush | wood) & (rr < radius**2)] = (0.02, 0.02, 0.02)
     img[~hit] = floor * 0.5
     if look.noise > 0:
         img = img + rng.normal(0, look.noise, size=img.shape)

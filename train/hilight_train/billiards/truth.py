@@ -9,7 +9,8 @@
 - ``cue_cushions_before_contact`` / ``cue_cushions_after_contact`` / ``cue_cushions_total``
   (before contact counts every cue-ball cushion when nothing is hit);
 - ``cue_after_contact``: "follow" | "draw" | "stop" | "side" | None (no contact, or potted);
-- ``cue_rest_region``: 3x3 view region where the cue ball stopped (None if potted or still moving);
+- ``cue_rest_region``: 3x3 view region where the cue ball stopped (None if potted, or still moving
+  when a long shot is cut: ``cue_moving_at_end``);
 - ``final``: canonical id -> ``[x, y]`` table coordinates or None if potted (snooker reds are
   listed as ``red#k`` in pooltool order, because they share the canonical id ``red``);
 - three-cushion: ``second_contact``, ``cue_cushions_before_second`` (None when the second ball is
@@ -62,6 +63,7 @@ def summarize(
     truncated: bool,
     rules: dict,
     R: float,
+    cue_moving_at_end: bool = False,
 ) -> dict:
     """Summarise a clip (see module docstring). ``dense_*`` sample the shot finely (F, B, 3)."""
     spec = get_game(game)
@@ -90,9 +92,6 @@ def summarize(
         ]
         t_next = later[0] if later else duration
         cue_after = _classify_after_contact(dense_xyz[:, cue_j, :2], dense_t, t1, t_next, R)
-    cue_moving_at_end = (
-        truncated and np.linalg.norm(dense_xyz[-1, cue_j, :2] - dense_xyz[-2, cue_j, :2]) > 1e-4
-    )
     rest = None if cue_potted or cue_moving_at_end else view.region_name(*end[cue_j])
     final: dict = {}
     reds = 0

@@ -369,3 +369,25 @@ def test_long_shots_are_cut_and_labelled_as_seen():
     ]
     for q in rec["qa"]:
         assert parse_answer(q["type"], q["answer"]) == q["facts"]
+
+
+def test_contact_sheet_writes_a_png(tmp_path):
+    from hilight_train.billiards.contact_sheet import contact_sheet
+
+    frames, rec = make_clip("9ball", 2, ClipConfig(max_duration=2.0))
+    write_mp4(tmp_path / "clip.mp4", frames, 30)
+    out = contact_sheet(tmp_path / "clip.mp4", rec, tmp_path / "sheet.png", n_tiles=4)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_parallel_workers_write_the_same_dataset(tmp_path):
+    from hilight_train.billiards.runner import generate
+
+    cfg = ClipConfig(max_duration=3.0)
+    generate(tmp_path / "one", 8, 2, ["9ball", "8ball", "snooker", "3cushion"], cfg, workers=1)
+    generate(tmp_path / "two", 8, 2, ["9ball", "8ball", "snooker", "3cushion"], cfg, workers=2)
+    for name in ("annotations.json", "events.jsonl", "captions.jsonl"):
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
+    for video in (tmp_path / "one" / "videos").glob("*.mp4"):
+        assert video.read_bytes() == (tmp_path / "two" / "videos" / video.name).read_bytes()

@@ -81,10 +81,13 @@ def main() -> None:
             frames, rec = make_clip(game, 1000 + k, cfg, timings=timings)
             t["simulate"] += timings["simulate"]
             t["render"] += timings["render"]
+            cpu["simulate"] = cpu.get("simulate", 0.0) + timings["simulate_cpu"]
+            cpu["render"] = cpu.get("render", 0.0) + timings["render_cpu"]
             frames_total += len(frames)
-            s = time.perf_counter()
+            s, sc = time.perf_counter(), time.process_time()
             video.write_mp4(Path(tmp) / "a.mp4", frames, cfg.fps)
             t["encode"] += time.perf_counter() - s
+            cpu["encode"] = cpu.get("encode", 0.0) + time.process_time() - sc
             cpu["total"] = cpu.get("total", 0.0) + time.process_time() - c0
             if k < args.baseline_clips:
                 s = time.perf_counter()
@@ -112,8 +115,11 @@ def main() -> None:
             f"clips: {n} ({', '.join(GAMES)}), {frames_total / n:.0f} frames/clip on average, 448x256 @ 30 fps"
         )
         print("\nper clip, one process:")
+        cpu_total = sum(cpu[k] for k in per)
         for k, v in per.items():
-            print(f"  {k:9s} {v * 1000:7.1f} ms  ({v / total:5.1%})")
+            print(
+                f"  {k:9s} {v * 1000:7.1f} ms wall ({v / total:5.1%})   {cpu[k] / n * 1000:7.1f} ms CPU ({cpu[k] / cpu_total:5.1%})"
+            )
         print(f"  {'total':9s} {total * 1000:7.1f} ms wall  -> {1 / total:.2f} clips/s per core")
         print(
             f"  CPU time {cpu_per_clip * 1000:.1f} ms/clip (wall/CPU = {total / cpu_per_clip:.2f}: >1 means other jobs took the core)"

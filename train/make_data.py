@@ -32,6 +32,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--height", type=int, default=256)
     p.add_argument("--fps", type=int, default=30)
     p.add_argument("--max-duration", type=float, default=8.0, help="seconds; longer shots are cut")
+    p.add_argument(
+        "--x264-preset", default="veryfast", help="libx264 preset (ultrafast: faster, larger files)"
+    )
     args = p.parse_args(argv)
     if args.clips < 1:
         p.error("--clips must be >= 1")
@@ -41,7 +44,13 @@ def main(argv: list[str] | None = None) -> None:
         p.error(f"unknown games {unknown}; choose from {', '.join(GAMES)}")
     if args.width % 2 or args.height % 2:
         p.error("--width and --height must be even (H.264 yuv420p)")
-    cfg = ClipConfig(width=args.width, height=args.height, fps=args.fps, max_duration=args.max_duration)
+    cfg = ClipConfig(
+        width=args.width,
+        height=args.height,
+        fps=args.fps,
+        max_duration=args.max_duration,
+        x264_preset=args.x264_preset,
+    )
     command = "python train/make_data.py " + " ".join(
         shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
     )

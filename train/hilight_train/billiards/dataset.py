@@ -92,13 +92,15 @@ def run_job(out: Path, job: ClipJob, cfg, timings: dict | None = None) -> str:
     if is_done(out, job):
         return job.clip_id
     from .clip import make_clip  # imported in the worker (pooltool and numba load there)
-    from .video import write_mp4
+    from .video import X264_OPTIONS, write_mp4
 
     frames, record = make_clip(job.game, job.seed, cfg, timings=timings)
     import time
 
     t = time.perf_counter()
-    write_mp4(out / "videos" / f"{job.clip_id}.mp4", frames, cfg.fps)
+    write_mp4(
+        out / "videos" / f"{job.clip_id}.mp4", frames, cfg.fps, {**X264_OPTIONS, "preset": cfg.x264_preset}
+    )
     if timings is not None:
         timings["encode"] = timings.get("encode", 0.0) + time.perf_counter() - t
     record = {

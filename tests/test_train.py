@@ -1,0 +1,377 @@
+"""Training machinery on the tiny preset (4 frames of 64 px) and a handful of data-engine clips.
+
+Covers the collator against the official trained spans, the feature cache (fingerprint, equality with
+running the towers), a few steps of stages 0, 1 and 2 (LoRA and full), the overfit check, frozen parameters
+bit for bit, resume equality, LoRA save/load/merge equality, DDP equality (2 gloo processes) and configs.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import TrainerCallback
+
+from hilight.modeling_hilight import HiLightForConditionalGeneration
+from hilight_train.cache import CacheMismatchError, CacheMissError, FeatureCache, build_feature_cache
+from hilight_train.collator import IGNORE_INDEX, HiLightCollator, encode_conversation
+from hilight_train.data import parse_record
+from hilight_train.model_folder import init_model_folder
+from hilight_train.stages import build_trainer, parse_args, run_sft, with_device_default
+from hilight_train.training import load_model_and_processor, load_rows
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _train_utils import sft_argv
+
+REPO = Path(__file__).resolve().parents[1]
+OVERRIDES = {"num_frames": 4, "video_config": {"image_size": 64}, "image_config": {"image_size": 64}}
+
+torch.set_num_threads(1)  # tiny tensors: one thread is fastest, and the machine is shared
+
+
+@pytest.fixture(scope="session")
+def engine_data(tmp_path_factory) -> Path:
+    """8 small clips (9-ball and three-cushion) from the data engine, with annotations and captions."""
+    from hilight_train.billiards.clip import ClipConfig
+    from hilight_train.billiards.runner import generate
+
+    out = tmp_path_factory.mktemp("train_data")
+    cfg = ClipConfig(width=128, height=96, fps=10, max_duration=2.0)
+    generate(out, 8, 1, ["9ball", "3cushion"], cfg, workers=1, command="tests")
+    return out
+
+
+@pytest.fixture(scope="session")
+def base_dir(tmp_path_factory, engine_data) -> Path:
+    entries = json.loads((engine_data / "annotations.json").read_text())
+    texts = [t["value"].replace("<video>", "") for e in entries for t in e["conversations"]]
+    texts += [
+        json.loads(ln)["long_caption"] for ln in (engine_data / "captions.jsonl").read_text().splitlines()
+    ]
+    out = tmp_path_factory.mktemp("base")
+    model, processor = init_model_folder(None, texts, preset="tiny", vocab_size=600, seed=0, **OVERRIDES)
+    from hilight_train.training import save_hub_folder
+
+    save_hub_folder(model, processor, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def annotations(engine_data) -> str:
+    return str(engine_data / "annotations.json")
+
+
+def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def _losses(out: Path) -> list[float]:
+    return [json.loads(ln)["loss"] for ln in (out / "log.jsonl").read_text().splitlines() if '"loss"' in ln]
+
+
+# ------------------------------------------------------------------------------------------- collator
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_collator_trains_exactly_the_official_spans(base_dir, official_dir, engine_data, index):
+    _, processor = load_model_and_processor(base_dir)
+    conversation = json.loads((official_dir / "prompt" / "prompts.json").read_text())["conversations"][index]
+    video = sorted((engine_data / "videos").iterdir())[0]
+    record = {"id": "x", "video": video.name, "conversations": conversation["raw_conversation"]}
+    sample = parse_record(record, engine_data / "videos")
+    item = encode_conversation(processor, sample.messages)
+    ids, labels = item["input_ids"], item["labels"]
+    tok = processor.tokenizer
+    assert ids[0] == tok.bos_token_id and labels[0] == IGNORE_INDEX
+    per_video = processor.video_processor.num_frames * processor.tokens_per_frame
+    assert ids.count(processor.video_token_id) == per_video and item["num_videos"] == 1
+    runs, current = [], []
+    for token, label in zip(ids, labels, strict=True):
+        if label != IGNORE_INDEX:
+            assert label == token
+            current.append(token)
+        elif current:
+            runs.append(current)
+            current = []
+    runs += [current] if current else []
+    spans = conversation["label_masking"]["spans"]
+    assert [tok.decode(r) for r in runs] == [s["text"] for s in spans if s["trained"]]
+    untrained = tok.decode([t for t, lab in zip(ids, labels, strict=True) if lab == IGNORE_INDEX])
+    expected = "<bos>" + "".join(s["text"] for s in spans if not s["trained"])
+    assert untrained.replace("<video>" * per_video, "<video>") == expected
+
+
+def test_collator_left_and_right_padding_give_the_same_loss(base_dir, annotations, tmp_path):
+    model, processor = load_model_and_processor(base_dir)
+    rows = load_rows(annotations, limit=3).to_list()
+    rows.append({"id": "text", "messages_json": json.dumps([
+        {"role": "user", "content": "Hello?"}, {"role": "assistant", "content": "A text-only answer."}]), "video": ""})  # fmt: skip
+    cache = build_feature_cache(
+        model, processor, [r["video"] for r in rows if r["video"]], tmp_path, progress=False
+    )
+    losses = {}
+    for side in ("left", "right"):
+        batch = HiLightCollator(processor, cache, padding_side=side)(rows)
+        assert batch["video_hidden_states"].shape[0] == 3 and batch["input_ids"].shape[0] == 4
+        with torch.no_grad():
+            losses[side] = model(**batch).loss
+    torch.testing.assert_close(losses["left"], losses["right"], rtol=1e-5, atol=1e-5)
+    bad = dict(rows[0], video="")
+    with pytest.raises(ValueError, match="placeholders"):
+        HiLightCollator(processor, cache)([bad])
+
+
+# ---------------------------------------------------------------------------------------------- cache
+
+
+def test_feature_cache_stores_tower_outputs_and_refuses_other_models(base_dir, engine_data, tmp_path):
+    model, processor = load_model_and_processor(base_dir)
+    videos = sorted(str(p) for p in (engine_data / "videos").iterdir())[:3]
+    cache = build_feature_cache(model, processor, videos + videos[:1], tmp_path, batch_size=2, progress=False)
+    hidden, frames = cache.load(videos)
+    assert hidden.dtype == torch.bfloat16 and (tmp_path / "fingerprint.json").exists()
+    with torch.no_grad():
+        pixel_values = processor.video_processor(videos, return_tensors="pt")["pixel_values"]
+        feats = model.get_video_features(pixel_values, return_intermediates=True)
+    torch.testing.assert_close(hidden.float(), feats.video_hidden_states, rtol=1e-2, atol=2e-2)
+    torch.testing.assert_close(frames.float(), feats.frame_embeds, rtol=1e-2, atol=2e-2)
+    assert cache.missing(videos) == []  # a re-run computes nothing
+    FeatureCache.for_model(tmp_path, model, processor)  # same model: accepted
+    with torch.no_grad():
+        model.video_tower.encoder.layers[0].mlp.fc1.weight[0, 0] += 1.0
+    with pytest.raises(CacheMismatchError, match="tower_weights_sha256"):
+        FeatureCache.for_model(tmp_path, model, processor)
+    model2, processor2 = load_model_and_processor(base_dir)
+    processor2.video_processor.num_frames = 6
+    with pytest.raises(CacheMismatchError, match="num_frames"):
+        FeatureCache.for_model(tmp_path, model2, processor2)
+    with pytest.raises(CacheMissError):
+        cache.load([sorted((engine_data / "videos").iterdir())[-1]])
+
+
+# --------------------------------------------------------------------------------------------- stages
+
+
+def test_stage1_trains_token_mining_only_from_the_cache(base_dir, annotations, tmp_path):
+    out = tmp_path / "s1"
+    argv = sft_argv(base_dir, annotations, out, max_train_samples=4, max_steps=4, feature_cache=tmp_path / "cache",
+                    save_steps=2, save_total_limit=1)  # fmt: skip
+    script_args, training_args = parse_args("stage1", argv)
+    trainer = build_trainer("stage1", script_args, training_args)
+    model = trainer.model
+    before = _state(model)
+
+    def refuse(*_):
+        raise AssertionError("a tower ran during cached training")
+
+    hooks = [model.video_tower.register_forward_hook(refuse), model.image_tower.register_forward_hook(refuse)]
+    trainer.train()
+    for h in hooks:
+        h.remove()
+    after = _state(model)
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith("token_mining.") for k in changed)
+    for k in before:
+        if not k.startswith("token_mining."):
+            assert torch.equal(before[k], after[k]), k  # frozen: bit for bit
+    assert len(_losses(out)) == 4 and (out / "loss_curve.png").stat().st_size > 0
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-4"]  # save_total_limit=1
+    assert not list((out / ".staging").glob("checkpoint-*"))
+
+
+def test_stage2_overfits_a_fixed_batch(base_dir, annotations, tmp_path):
+    argv = sft_argv(base_dir, annotations, tmp_path / "o", max_train_samples=2, max_steps=15, learning_rate=3e-3,
+                    warmup_steps=0, feature_cache=tmp_path / "cache", save_strategy="no")  # fmt: skip
+    run_sft("stage2", *parse_args("stage2", argv))
+    losses = _losses(tmp_path / "o")
+    assert len(losses) == 15 and losses[-1] < 0.5 * losses[0], losses
+
+
+def test_cache_training_equals_training_with_towers(base_dir, annotations, tmp_path):
+    weights = {}
+    for name, extra in {
+        "towers": {"use_feature_cache": "false"},
+        "cache_fp32": {"feature_cache": tmp_path / "c32", "cache_dtype": "float32"},
+        "cache_bf16": {"feature_cache": tmp_path / "c16"},
+    }.items():
+        argv = sft_argv(
+            base_dir,
+            annotations,
+            tmp_path / name,
+            max_train_samples=4,
+            max_steps=3,
+            save_strategy="no",
+            **extra,
+        )
+        trainer = run_sft("stage1", *parse_args("stage1", argv))
+        weights[name] = _state(trainer.model.token_mining)
+        weights[name + "_losses"] = torch.tensor(_losses(tmp_path / name))
+    for k, v in weights["towers"].items():
+        torch.testing.assert_close(weights["cache_fp32"][k], v, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(weights["cache_fp32_losses"], weights["towers_losses"], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(weights["cache_bf16_losses"], weights["towers_losses"], rtol=2e-2, atol=2e-2)
+
+
+class _Crash(TrainerCallback):
+    """Kill the run (an exception, as a crash would) right after the step-N checkpoint."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        if state.global_step == self.step + 1:
+            raise KeyboardInterrupt("simulated crash")
+
+
+def test_lora_resume_equals_uninterrupted_and_merge_equals_adapter(base_dir, annotations, tmp_path):
+    common = {"max_train_samples": 6, "max_steps": 6, "save_steps": 2, "gradient_accumulation_steps": 2,
+              "feature_cache": tmp_path / "cache", "lora": "true", "lora_r": 8, "lora_alpha": 16}  # fmt: skip
+    full = run_sft(
+        "stage2", *parse_args("stage2", sft_argv(base_dir, annotations, tmp_path / "full", **common))
+    )
+    resumed_dir = tmp_path / "resumed"
+    argv = sft_argv(base_dir, annotations, resumed_dir, **common)
+    with pytest.raises(KeyboardInterrupt):
+        run_sft("stage2", *parse_args("stage2", argv), callbacks=[_Crash(4)])
+    assert (resumed_dir / "checkpoint-4").exists() and not (resumed_dir / "checkpoint-6").exists()
+    resumed = run_sft("stage2", *parse_args("stage2", argv))
+    a = {k: v for k, v in full.model.state_dict().items() if "lora_" in k or "modules_to_save" in k}
+    b = {k: v for k, v in resumed.model.state_dict().items() if "lora_" in k or "modules_to_save" in k}
+    assert a.keys() == b.keys() and any("token_mining.modules_to_save" in k for k in a)
+    for k in a:
+        assert torch.equal(b[k], a[k]), k  # bit for bit
+    assert [json.loads(x)["step"] for x in (resumed_dir / "log.jsonl").read_text().splitlines()][:6] == [
+        1,
+        2,
+        3,
+        4,
+        5,
+        6,
+    ]
+
+    # LoRA targets the LM only; TokenMining starts from the loaded weights (not re-initialised).
+    names = [n for n, p in full.model.named_parameters() if p.requires_grad]
+    assert all(".language_model." in n for n in names if "lora_" in n)
+    base, processor = load_model_and_processor(base_dir)
+    trainer = build_trainer(
+        "stage2", *parse_args("stage2", sft_argv(base_dir, annotations, tmp_path / "x", **common))
+    )
+    for k, v in base.token_mining.state_dict().items():
+        torch.testing.assert_close(
+            trainer.model.base_model.model.token_mining.modules_to_save["default"].state_dict()[k],
+            v,
+            rtol=0,
+            atol=0,
+        )
+
+    # Unmerged adapter (peft) vs merged Hub-style folder (AutoModel + trust_remote_code).
+    from peft import PeftModel
+    from transformers import AutoModel
+
+    adapter_model = PeftModel.from_pretrained(base, str(tmp_path / "full")).eval()
+    subprocess.run([sys.executable, str(REPO / "train" / "merge_lora.py"), "--adapter", str(tmp_path / "full"),
+                    "--out", str(tmp_path / "merged")], check=True, cwd=REPO)  # fmt: skip
+    merged = AutoModel.from_pretrained(str(tmp_path / "merged"), trust_remote_code=True).eval()
+    assert (tmp_path / "merged" / "modeling_hilight.py").exists()
+    rows = load_rows(annotations, limit=2).to_list()
+    batch = HiLightCollator(processor)(rows)
+    batch.pop("labels")
+    with torch.no_grad():
+        torch.testing.assert_close(
+            merged(**batch).logits, adapter_model(**batch).logits, rtol=1e-4, atol=1e-4
+        )
+
+
+def test_stage2_full_finetune_and_stage0_towers(base_dir, annotations, engine_data, tmp_path):
+    out = tmp_path / "s2"
+    argv = sft_argv(base_dir, annotations, out, max_train_samples=4, max_steps=2, save_strategy="no",
+                    feature_cache=tmp_path / "cache", train_token_mining="false")  # fmt: skip
+    trainer = run_sft("stage2", *parse_args("stage2", argv))
+    base, _ = load_model_and_processor(base_dir)
+    trained, _ = load_model_and_processor(out)
+    for name in ("video_tower", "image_tower", "token_mining"):
+        for k, v in getattr(base, name).state_dict().items():
+            assert torch.equal(getattr(trained, name).state_dict()[k], v), f"{name}.{k}"
+    assert not torch.equal(base.language_model.model.layers[0].mlp.up_proj.weight,
+                           trained.language_model.model.layers[0].mlp.up_proj.weight)  # fmt: skip
+    assert trainer.state.global_step == 2
+
+    import stage0_towers  # train/ is on sys.path (pytest's pythonpath)
+
+    out0 = tmp_path / "s0"
+    argv0 = sft_argv(None, None, out0, max_steps=2, per_device_train_batch_size=3, save_strategy="no")[4:]
+    stage0_towers.main(
+        ["--captions", str(engine_data / "captions.jsonl"), "--model_name_or_path", str(base_dir), *argv0]
+    )
+    tuned = HiLightForConditionalGeneration.from_pretrained(str(out0))
+    assert not torch.equal(tuned.video_tower.patch_embedding.weight, base.video_tower.patch_embedding.weight)
+    assert not torch.equal(
+        tuned.image_tower.text_model.token_embedding.weight,
+        base.image_tower.text_model.token_embedding.weight,
+    )
+    assert tuned.video_tower.logit_scale.item() != base.video_tower.logit_scale.item()
+    assert torch.equal(tuned.token_mining.output_fc1.weight, base.token_mining.output_fc1.weight)
+    assert all(
+        json.loads(x)["loss"] > 0 for x in (out0 / "log.jsonl").read_text().splitlines() if '"loss"' in x
+    )
+
+
+def test_ddp_two_gloo_processes_match_one_process(base_dir, annotations, tmp_path):
+    cache = tmp_path / "cache"
+    worker = str(REPO / "tests" / "_train_utils.py")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "train")}
+    single, ddp = tmp_path / "single", tmp_path / "ddp"
+    subprocess.run([sys.executable, worker, str(base_dir), annotations, str(cache), str(single), "4", "3"],
+                   check=True, env=env, cwd=REPO)  # fmt: skip
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29571",
+    ]
+    subprocess.run([*torchrun, worker, str(base_dir), annotations, str(cache), str(ddp), "2", "3"],
+                   check=True, env=env, cwd=REPO)  # fmt: skip
+    one = load_file(single / "token_mining_rank0.safetensors")
+    r0, r1 = (
+        load_file(ddp / "token_mining_rank0.safetensors"),
+        load_file(ddp / "token_mining_rank1.safetensors"),
+    )
+    for k in one:
+        assert torch.equal(r0[k], r1[k]), k
+        torch.testing.assert_close(r0[k], one[k], rtol=1e-4, atol=1e-5)
+    base, _ = load_model_and_processor(base_dir)
+    assert not torch.equal(one["output_fc1.weight"], base.token_mining.output_fc1.weight)
+
+
+# -------------------------------------------------------------------------------------------- configs
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "train" / "configs").rglob("*.yaml")), ids=lambda p: p.stem)
+def test_every_config_parses_with_overrides(path):
+    rel = path.relative_to(REPO / "train" / "configs")
+    required = ["--output_dir", "/tmp/unused", "--learning_rate", "0.123"]
+    if path.stem == "stage0":
+        import stage0_towers
+        from transformers import TrainingArguments
+        from trl import TrlParser
+
+        parser = TrlParser((stage0_towers.Stage0Arguments, TrainingArguments))
+        argv = with_device_default(["--config", str(path), "--captions", "c.jsonl", *required])
+        args, training_args = parser.parse_args_and_config(argv)
+    else:
+        stage = "stage1" if path.stem == "stage1" else "stage2"
+        args, training_args = parse_args(
+            stage, ["--config", str(path), "--model_name_or_path", "m", "--train_data", "d.json", *required]
+        )
+    assert training_args.learning_rate == 0.123  # the command line overrides the file
+    assert training_args.lr_scheduler_type == "cosine" and training_args.warmup_steps > 0
+    if (rel.parts[0] == "paper" and path.stem == "stage2") or path.stem == "new_sport_lora":
+        assert (args.lora, args.lora_r, args.lora_alpha, args.lora_dropout) == (True, 64, 32, 0.05)
+        assert args.train_token_mining

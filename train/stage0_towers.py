@@ -1,0 +1,106 @@
+"""Stage 0: contrastive pretraining of the CLIP-ViP and Long-CLIP towers (InfoNCE, learnable temperature) on
+the data engine's captions.jsonl, with transformers' Trainer. Needed by the tiny preset, whose towers start
+from scratch; the paper preset loads pretrained towers instead (train/convert_official.py).
+
+    python train/stage0_towers.py --config train/configs/tiny/stage0.yaml \
+        --captions data/billiards/captions.jsonl --output_dir outputs/tiny/stage0
+    torchrun --nproc_per_node 2 train/stage0_towers.py --config ...      # DDP (gloo on CPU)
+
+Without ``--model_name_or_path`` a fresh ``--preset`` model is built (``--model_overrides`` JSON merges into
+the preset) with a BPE tokenizer trained on the dataset's text; it is saved to ``<output_dir>/init`` first, so
+a resumed run starts from the same weights and tokenizer. The result is a Hub-style folder in ``output_dir``
+(the whole model; only the towers changed). Re-running the same command resumes from the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from accelerate import PartialState
+from transformers import TrainingArguments
+from trl import TrlParser
+
+from hilight_train.contrastive import (
+    TowerContrastiveModel,
+    collator_for,
+    dataset_texts,
+    load_caption_rows,
+    new_model,
+)
+from hilight_train.stages import with_device_default
+from hilight_train.training import (
+    HiLightTrainer,
+    default_callbacks,
+    last_checkpoint,
+    load_model_and_processor,
+    save_hub_folder,
+)
+
+
+@dataclass
+class Stage0Arguments:
+    captions: str | None = field(default=None, metadata={"help": "captions.jsonl from train/make_data.py."})
+    video_root: str | None = field(
+        default=None, metadata={"help": "Video folder (default: the file's folder)."}
+    )
+    split: str | None = field(default="train", metadata={"help": "Keep this split only ('' = all)."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Use the first N clips only."})
+    model_name_or_path: str | None = field(default=None, metadata={"help": "Start from this HiLight folder."})
+    preset: str = field(
+        default="tiny", metadata={"help": "Preset of a fresh model (no --model_name_or_path)."}
+    )
+    model_overrides: str | None = field(default=None, metadata={"help": "JSON dict merged into the preset."})
+    vocab_size: int = field(default=2048, metadata={"help": "BPE vocabulary of a fresh model's tokenizer."})
+    tokenizer_corpus: str | None = field(
+        default=None, metadata={"help": "Comma list of extra files whose text trains the tokenizer."}
+    )
+    resume: bool = field(default=True, metadata={"help": "Continue from the last checkpoint in output_dir."})
+
+
+def initial_model(args: Stage0Arguments, output_dir: Path, seed: int):
+    if args.model_name_or_path:
+        return load_model_and_processor(args.model_name_or_path)
+    init_dir = output_dir / "init"
+    state = PartialState()
+    if state.is_main_process and not (init_dir / "config.json").exists():
+        corpus = [args.captions] + [p for p in (args.tokenizer_corpus or "").split(",") if p]
+        overrides = json.loads(args.model_overrides) if args.model_overrides else {}
+        model, processor = new_model(
+            args.preset, dataset_texts(*corpus), overrides, seed=seed, vocab_size=args.vocab_size
+        )
+        save_hub_folder(model, processor, init_dir)
+    state.wait_for_everyone()
+    return load_model_and_processor(init_dir)
+
+
+def main(argv: list[str] | None = None) -> HiLightTrainer:
+    args, training_args = TrlParser((Stage0Arguments, TrainingArguments)).parse_args_and_config(
+        with_device_default(argv)
+    )
+    if not args.captions:
+        raise SystemExit("--captions is required (captions.jsonl from train/make_data.py)")
+    training_args.remove_unused_columns = False
+    output_dir = Path(training_args.output_dir)
+    model, processor = initial_model(args, output_dir, training_args.seed)
+    model.set_trainable(video_tower=True, image_tower=True, token_mining=False, language_model=False)
+    rows = load_caption_rows(args.captions, args.video_root, args.split or None, args.max_train_samples)
+    trainer = HiLightTrainer(
+        model=TowerContrastiveModel(model.video_tower, model.image_tower),
+        args=training_args,
+        train_dataset=rows,
+        data_collator=collator_for(model, processor),
+        callbacks=default_callbacks("HiLight stage 0 (tower InfoNCE)"),
+    )
+    trainer.train(resume_from_checkpoint=last_checkpoint(output_dir) if args.resume else None)
+    if trainer.accelerator.is_main_process:
+        save_hub_folder(model, processor, output_dir)
+    trainer.accelerator.wait_for_everyone()
+    if training_args.push_to_hub:
+        trainer.push_to_hub()
+    return trainer
+
+
+if __name__ == "__main__":
+    main()

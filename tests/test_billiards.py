@@ -391,3 +391,25 @@ def test_parallel_workers_write_the_same_dataset(tmp_path):
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
     for video in (tmp_path / "one" / "videos").glob("*.mp4"):
         assert video.read_bytes() == (tmp_path / "two" / "videos" / video.name).read_bytes()
+
+
+@pytest.mark.parametrize("family", ["overhead", "broadcast"])
+def test_place_names_match_the_picture(family):
+    """ "top-left" pockets are up and left in the rendered picture, for every sampled camera."""
+    table = make_table("8ball")
+    for seed in range(6):
+        cam = sample_camera(family, table.w, table.l, 448, 256, np.random.default_rng(seed))
+        where = {}
+        for p in table.pockets.values():
+            (px, py), _ = cam.project(np.array([[p.center[0], p.center[1], 0.0]]))
+            where[cam.view.pocket_name(p.center[0], p.center[1])] = (px, py)
+        corners = {k: v for k, v in where.items() if "middle" not in k}
+        assert set(corners) == {"top-left", "top-right", "bottom-left", "bottom-right"}
+        assert (
+            corners["top-left"][0] < corners["top-right"][0]
+            and corners["bottom-left"][0] < corners["bottom-right"][0]
+        )
+        assert (
+            corners["top-left"][1] < corners["bottom-left"][1]
+            and corners["top-right"][1] < corners["bottom-right"][1]
+        )

@@ -50,6 +50,15 @@ def build_tiny_model(path: Path, num_frames: int = 4, seed: int = 0, **overrides
         for param in model.token_mining.parameters():
             if param.ndim == 2:
                 param.normal_(std=0.1, generator=generator)
+    # A random LM emits template tokens and raw bytes that a trained one would not: keep its answers to
+    # printable ASCII pieces (and the stop tokens), so that pages and tests show readable text.
+    keep = {tokenizer.convert_tokens_to_ids(t) for t in ("<eos>", "<end_of_turn>")}
+
+    def readable(i: int) -> bool:
+        text = tokenizer.decode([i])
+        return i in keep or (i not in tokenizer.all_special_ids and text.isascii() and text.isprintable())
+
+    model.generation_config.suppress_tokens = [i for i in range(len(tokenizer)) if not readable(i)]
     processor = HiLightProcessor(
         HiLightVideoProcessor(num_frames=num_frames),
         tokenizer,

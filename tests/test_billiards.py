@@ -401,8 +401,8 @@ def test_place_names_match_the_picture(family):
         cam = sample_camera(family, table.w, table.l, 448, 256, np.random.default_rng(seed))
         where = {}
         for p in table.pockets.values():
-            (px, py), _ = cam.project(np.array([[p.center[0], p.center[1], 0.0]]))
-            where[cam.view.pocket_name(p.center[0], p.center[1])] = (px, py)
+            pix, _ = cam.project(np.array([[p.center[0], p.center[1], 0.0]]))  # (1, 2)
+            where[cam.view.pocket_name(p.center[0], p.center[1])] = tuple(pix[0])
         corners = {k: v for k, v in where.items() if "middle" not in k}
         assert set(corners) == {"top-left", "top-right", "bottom-left", "bottom-right"}
         assert (

@@ -9,7 +9,7 @@ What is notable:
   config): another preset changes ``num_frames``, ``size``, ``image_mean`` / ``image_std``.
 - Reading is defended: cheap pure-Python checks first (file exists, container signature, container
   size fields that reveal truncation: MP4 boxes, the Matroska Segment, the AVI RIFF size; decord would
-  otherwise return black or garbage frames for some truncated files), then decord runs in a forked child
+  otherwise silently sample a truncated WebM/AVI as if its surviving part were the whole video), then decord runs in a forked child
   process with a timeout, so a decoder that hangs or crashes on a hostile file costs an exception, not the
   caller's process. Each failure has its own exception class (all subclass ``VideoReadError``, a
   ``ValueError``).

@@ -15,6 +15,11 @@ it could be offered as an exact option. It is not exact (see the printed max |di
 reduced-size path is also unreliable on small non-square sizes (it returned 4-channel frames, then failed
 in ``get_batch``, on a 96x64 clip), so the processor does not offer it.
 
+Observation (not re-measured here): the decode is the H.264 work itself. With GOP 250, each of the 12
+samples needs the frames from its keyframe on (~1,500 full-HD frames in all); a PyAV seek + decode that
+converts only the 12 target frames to RGB gave bit-identical frames but was not faster than decord.
+The machine is shared; runs are interleaved so that load hits every pipeline alike, but expect +-30 %.
+
 Usage:
     .venv/bin/python benchmarks/bench_processing.py            # ~1-2 min the first time (clip encoding)
     .venv/bin/python benchmarks/bench_processing.py --repeats 5 --threads 2

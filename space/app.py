@@ -175,7 +175,7 @@ class HiLightSpace:
             video = state.session.add_video(file)
         except (ValueError, TypeError, OSError) as exc:  # VideoReadError subclasses are ValueErrors
             state.current = None
-            message = str(exc).replace(str(file), name)
+            message = str(exc).replace(str(file), name).removeprefix(f"{name}: ")
             return [], f"⚠️ **Cannot use {name}**: {message}", state
         state.current = video
         captions = [
@@ -289,7 +289,7 @@ class HiLightSpace:
                         label="Frames the model sampled", columns=4, height=260, elem_id="frames"
                     )
                 with gr.Column(scale=1):
-                    chatbot = gr.Chatbot(label="Chat", elem_id="chat", height=380)
+                    chatbot = gr.Chatbot(label="Chat", elem_id="chat", height=380, render_markdown=False)
                     question = gr.Textbox(
                         label="Question", placeholder="Which balls were potted?", elem_id="question", lines=1
                     )

@@ -879,7 +879,6 @@ class HiLightProcessor(ProcessorMixin):
         chat_template: str | None = None,
         tokens_per_frame: int = 32,
         video_token: str = VIDEO_TOKEN,
-        **kwargs: Any,
     ):
         self.tokens_per_frame = int(tokens_per_frame)
         self.video_token = video_token

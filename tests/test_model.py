@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from huggingface_hub.errors import StrictDataclassError
-from transformers import AutoModel
+from transformers import AutoModel, AutoModelForImageTextToText
 from transformers.generation.streamers import BaseStreamer
 
 from hilight.configuration_hilight import HiLightConfig
@@ -323,3 +323,5 @@ def test_save_load_round_trip_is_bit_identical(model, tmp_path):
                            loaded(input_ids=ids, pixel_values=clip(1)).logits)  # fmt: skip
     lm = loaded.language_model
     assert lm.get_output_embeddings().weight is lm.get_input_embeddings().weight  # tying survives
+    other = AutoModelForImageTextToText.from_pretrained(tmp_path, trust_remote_code=True, dtype=torch.float32)
+    assert type(other).__name__ == "HiLightForConditionalGeneration"

@@ -508,7 +508,17 @@ def convert_lm(
 # Whole repo folder
 
 
+# The model's code: these root files and every file they import relatively (trust_remote_code needs them all).
 ROOT_CODE_FILES = ("configuration_hilight.py", "modeling_hilight.py", "processing_hilight.py")
+
+
+def root_code_files() -> list[Path]:
+    from transformers.dynamic_module_utils import get_relative_import_files
+
+    files = {REPO_ROOT / name for name in ROOT_CODE_FILES if (REPO_ROOT / name).is_file()}
+    for path in list(files):
+        files.update(Path(f) for f in get_relative_import_files(str(path)))
+    return sorted(files)
 
 
 def build_config(video: dict, image: dict, token_mining: dict, text_config: dict, video_token_id: int):
@@ -610,9 +620,8 @@ def convert_official(
     config.dtype = dtype
     config.save_pretrained(out)
     save_torch_state_dict(state_dict, out, max_shard_size="5GB")
-    for name in ROOT_CODE_FILES:
-        if (REPO_ROOT / name).is_file():
-            shutil.copyfile(REPO_ROOT / name, out / name)
+    for path in root_code_files():
+        shutil.copyfile(path, out / path.name)
     generation_path = lm / "generation_config.json"
     if generation_path.is_file():
         generation = GenerationConfig.from_pretrained(lm)

@@ -282,3 +282,20 @@ def test_plain_lm_with_tokenizer_writes_processor(official_dir, tmp_path):
     assert processor.tokens_per_frame == 32 and processor.video_token_id == config.video_token_id
     model = AutoModel.from_pretrained(out, trust_remote_code=True, dtype=torch.float32)
     assert model.video_tower.text_model is None
+
+
+def test_loads_from_hub_cache_layout_offline(converted, tmp_path, monkeypatch):
+    """The converted folder, placed as a Hub cache snapshot, loads by repo id with HF_HUB_OFFLINE=1."""
+    import shutil
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    repo = tmp_path / "hub" / "models--motern--hilight"
+    snapshot = repo / "snapshots" / ("0" * 40)
+    shutil.copytree(converted, snapshot)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
+    model = AutoModel.from_pretrained(
+        "motern/hilight", cache_dir=tmp_path / "hub", trust_remote_code=True, dtype=torch.float32
+    )
+    assert type(model).__name__ == "HiLightForConditionalGeneration"
+    assert model.config.video_token_id == VIDEO_ID

@@ -286,7 +286,11 @@ class HiLightSpace:
                         gr.Markdown("_No example clips yet (examples/ is empty); upload a clip._")
                     status = gr.Markdown("Upload a clip or pick an example.", elem_id="status")
                     frames = gr.Gallery(
-                        label="Frames the model sampled", columns=4, height=260, elem_id="frames"
+                        label="Frames the model sampled",
+                        columns=4,
+                        height=260,
+                        object_fit="contain",
+                        elem_id="frames",
                     )
                 with gr.Column(scale=1):
                     chatbot = gr.Chatbot(label="Chat", elem_id="chat", height=380, render_markdown=False)
@@ -307,7 +311,10 @@ class HiLightSpace:
             with gr.Accordion("Explain: where did the last answer look?", open=False, elem_id="explain-box"):
                 explain = gr.Button("Explain the last answer", elem_id="explain")
                 overlay = gr.Gallery(
-                    label="TokenMining attention on the frames", columns=4, elem_id="overlay"
+                    label="TokenMining attention on the frames",
+                    columns=4,
+                    object_fit="contain",
+                    elem_id="overlay",
                 )
                 explanation = gr.Markdown(elem_id="explanation")
 

@@ -41,6 +41,7 @@ CHROMIUM_ARGS = [
 ]
 SERVER_START_TIMEOUT = 180  # s: imports, model load, first page
 STEP_TIMEOUT_MS = 60_000  # per browser wait
+STATUS = "#status [data-testid=markdown]"  # the status text without Gradio's progress overlay
 
 
 def _free_port() -> int:
@@ -131,11 +132,11 @@ def page():
 
 def _wait_status(page, text: str) -> str:
     page.wait_for_function(
-        "text => document.querySelector('#status').innerText.includes(text)",
-        arg=text,
+        "([sel, text]) => (document.querySelector(sel)?.innerText ?? '').includes(text)",
+        arg=[STATUS, text],
         timeout=STEP_TIMEOUT_MS,
     )
-    return page.inner_text("#status")
+    return page.inner_text(STATUS)
 
 
 RECORD_ANSWERS = """() => {
@@ -176,15 +177,13 @@ def test_space_in_a_browser(server, page, tmp_path):
     page.fill("#question textarea", "Was it a foul?")
     page.press("#question textarea", "Enter")
     page.wait_for_function(
-        "document.querySelector('#status').innerText.includes('Answered') && "
-        "document.querySelector('#status').innerText.includes('reused')",
+        "([sel, previous]) => { const s = document.querySelector(sel)?.innerText ?? '';"
+        " return s !== previous && s.includes('Answered'); }",
+        arg=[STATUS, status],
         timeout=STEP_TIMEOUT_MS,
     )
-    page.wait_for_function(
-        "document.querySelectorAll('#chat .bot, #chat [data-testid=bot]').length >= 2",
-        timeout=STEP_TIMEOUT_MS,
-    )
-    assert " 0 reused" not in page.inner_text("#status")
+    assert page.locator("#chat .bot, #chat [data-testid=bot]").count() >= 2
+    assert " 0 reused" not in page.inner_text(STATUS)
 
     # Explain: attention overlays on the frames, with what they show.
     page.get_by_text("Explain: where did the last answer look?").click()

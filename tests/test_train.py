@@ -353,7 +353,9 @@ def test_ddp_two_gloo_processes_match_one_process(base_dir, annotations, tmp_pat
 # -------------------------------------------------------------------------------------------- configs
 
 
-@pytest.mark.parametrize("path", sorted((REPO / "train" / "configs").rglob("*.yaml")), ids=lambda p: p.stem)
+@pytest.mark.parametrize(
+    "path", sorted((REPO / "train" / "configs").rglob("*.yaml")), ids=lambda p: f"{p.parent.name}/{p.stem}"
+)
 def test_every_config_parses_with_overrides(path):
     rel = path.relative_to(REPO / "train" / "configs")
     required = ["--output_dir", "/tmp/unused", "--learning_rate", "0.123"]

@@ -7,7 +7,12 @@ import sys
 import pytest
 from huggingface_hub import ModelCard
 
-ROOT_MODEL_FILES = ("configuration_hilight.py", "modeling_hilight.py", "processing_hilight.py")
+ROOT_MODEL_FILES = (
+    "configuration_hilight.py",
+    "modeling_hilight.py",
+    "processing_hilight.py",
+    "chat_hilight.py",
+)
 
 
 def test_readme_is_a_valid_model_card(repo_root):

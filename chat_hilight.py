@@ -68,6 +68,7 @@ class ChatVideo:
         video_embeds: vision tokens (1, K, H).
         token_mining_attentions: TokenMining softmax weights (1, K, L).
         metadata: the video processor's metadata for this video.
+        reference: what the conversation's messages show for it: the path as given, else `name`.
     """
 
     key: str
@@ -77,6 +78,7 @@ class ChatVideo:
     video_embeds: torch.Tensor
     token_mining_attentions: torch.Tensor
     metadata: Any = None
+    reference: str = ""
 
 
 @dataclass
@@ -205,12 +207,13 @@ class HiLightChatSession:
 
     @property
     def messages(self) -> list[dict[str, Any]]:
-        """The conversation in chat-template form (video parts carry the video's display name)."""
+        """The conversation in chat-template form; a video part carries the video's path as given (else its
+        display name) under "video", so `chat(history=session.messages)` can replay a file-based one."""
         out: list[dict[str, Any]] = []
         if self.system:
             out.append({"role": "system", "content": self.system})
         for turn in self.turns:
-            parts = [{"type": "video", "video": self.videos[i].name} for i in turn.video_indices]
+            parts = [{"type": "video", "video": self.videos[i].reference} for i in turn.video_indices]
             out.append({"role": "user", "content": [*parts, {"type": "text", "text": turn.question}]})
             out.append({"role": "assistant", "content": turn.answer})
         return out
@@ -265,12 +268,16 @@ class HiLightChatSession:
             video_embeds=features.video_embeds,  # (1, K, H)
             token_mining_attentions=features.token_mining_attentions,  # (1, K, L)
             metadata=metadata,
+            reference=source if isinstance(source, str) else name,
         )
         self.videos.append(record)
         return record
 
-    def _turn_videos(self, video: Any) -> tuple[list[int], int]:
-        """Indices of the videos this turn adds to the prompt, and how many of them were newly encoded."""
+    def _turn_videos(self, video: Any, follow_up: bool = True) -> tuple[list[int], int]:
+        """Indices of the videos this turn adds to the prompt, and how many of them were newly encoded.
+
+        With `follow_up`, a single video equal to the conversation's latest one adds nothing (the turn is a
+        follow-up about it); without, every given video gets its `<video>` (replayed history)."""
         if video is None:
             return [], 0
         sources = list(video) if isinstance(video, (list, tuple)) else [video]
@@ -278,7 +285,7 @@ class HiLightChatSession:
         records = [self.add_video(source) for source in sources]
         indices = [self.videos.index(r) for r in records]
         latest = self._placeholder_videos[-1] if self._placeholder_videos else None
-        if len(indices) == 1 and indices[0] == latest:
+        if follow_up and len(indices) == 1 and indices[0] == latest:
             indices = []  # the conversation's current video: a follow-up, no new <video>
         return indices, self.tower_calls - before
 
@@ -581,10 +588,7 @@ class HiLightChatSession:
                     else "".join(p.get("text", "") for p in content if p.get("type") == "text")
                 )
                 question, sources = pending_question
-                for_turn = sources if len(sources) != 1 else sources[0]
-                indices, encoded = self._turn_videos(for_turn if sources else None)
-                if sources and not indices:  # the same video again: history said it is in this turn
-                    indices = [self.videos.index(self.add_video(sources[0]))]
+                indices, encoded = self._turn_videos(sources or None, follow_up=False)
                 self._check_text(question, "question")
                 self.turns.append(_Turn(question, answer, indices, ChatTurnStats(encoded_videos=encoded)))
                 self._placeholder_videos += indices

@@ -64,6 +64,8 @@ def test_config_and_examples(monkeypatch, folder, examples, tmp_path):
     assert [p.name for p in space_app.find_examples(config)] == ["break_shot.mp4", "corner_pot.mp4"]
     # Without HILIGHT_EXAMPLES a local model folder's examples/ is used (none in the tiny folder).
     assert space_app.find_examples(space_app.SpaceConfig(model_id=str(folder))) == []
+    # A Hub id whose examples cannot be fetched (tests run offline): no examples, no exception.
+    assert space_app.find_examples(space_app.SpaceConfig(model_id="motern/hilight")) == []
     with pytest.raises(SystemExit, match=r"no config\.json"):
         space_app.load_model(str(tmp_path))
 

@@ -22,7 +22,12 @@ from hilight_train.collator import IGNORE_INDEX, HiLightCollator, encode_convers
 from hilight_train.data import parse_record
 from hilight_train.model_folder import init_model_folder
 from hilight_train.stages import build_trainer, parse_args, run_sft, with_device_default
-from hilight_train.training import load_model_and_processor, load_rows
+from hilight_train.training import (
+    assert_trainable_only,
+    lm_linear_target_regex,
+    load_model_and_processor,
+    load_rows,
+)
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _train_utils import sft_argv
@@ -158,8 +163,18 @@ def test_feature_cache_stores_tower_outputs_and_refuses_other_models(base_dir, e
 
 def test_stage1_trains_token_mining_only_from_the_cache(base_dir, annotations, tmp_path):
     out = tmp_path / "s1"
-    argv = sft_argv(base_dir, annotations, out, max_train_samples=4, max_steps=4, feature_cache=tmp_path / "cache",
-                    save_steps=2, save_total_limit=1)  # fmt: skip
+    argv = sft_argv(
+        base_dir,
+        annotations,
+        out,
+        max_train_samples=4,
+        max_steps=4,
+        feature_cache=tmp_path / "cache",
+        save_steps=2,
+        save_total_limit=1,
+        bf16="true",
+        use_cpu="true",
+    )  # fmt: skip  (bf16 autocast on CPU)
     script_args, training_args = parse_args("stage1", argv)
     trainer = build_trainer("stage1", script_args, training_args)
     model = trainer.model
@@ -377,3 +392,13 @@ def test_every_config_parses_with_overrides(path):
     if (rel.parts[0] == "paper" and path.stem == "stage2") or path.stem == "new_sport_lora":
         assert (args.lora, args.lora_r, args.lora_alpha, args.lora_dropout) == (True, 64, 32, 0.05)
         assert args.train_token_mining
+
+
+def test_trainability_check_refuses_unfrozen_parts(base_dir):
+    model, _ = load_model_and_processor(base_dir)
+    model.set_trainable(video_tower=False, image_tower=False, token_mining=True, language_model=False)
+    assert all(n.startswith("token_mining.") for n in assert_trainable_only(model, ["token_mining."]))
+    model.set_trainable(language_model=True)
+    with pytest.raises(RuntimeError, match="must keep them frozen"):
+        assert_trainable_only(model, ["token_mining."])
+    assert lm_linear_target_regex(model).startswith(r"language_model\.")

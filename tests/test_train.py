@@ -200,10 +200,15 @@ def test_stage1_trains_token_mining_only_from_the_cache(base_dir, annotations, t
 
 def test_stage2_overfits_a_fixed_batch(base_dir, annotations, tmp_path):
     argv = sft_argv(base_dir, annotations, tmp_path / "o", max_train_samples=2, max_steps=15, learning_rate=3e-3,
-                    warmup_steps=0, feature_cache=tmp_path / "cache", save_strategy="no")  # fmt: skip
+                    warmup_steps=0, feature_cache=tmp_path / "cache", save_strategy="no",
+                    eval_split="val", eval_strategy="steps", eval_steps=15)  # fmt: skip
     run_sft("stage2", *parse_args("stage2", argv))
     losses = _losses(tmp_path / "o")
     assert len(losses) == 15 and losses[-1] < 0.5 * losses[0], losses
+    evals = [
+        json.loads(x) for x in (tmp_path / "o" / "log.jsonl").read_text().splitlines() if "eval_loss" in x
+    ]
+    assert len(evals) == 1 and evals[0]["step"] == 15 and evals[0]["eval_loss"] > 0
 
 
 def test_cache_training_equals_training_with_towers(base_dir, annotations, tmp_path):

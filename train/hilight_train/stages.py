@@ -64,6 +64,12 @@ class SFTScriptArguments:
         default=None, metadata={"help": "Comma list of record `type`s to keep (default: all)."}
     )
     max_train_samples: int | None = field(default=None, metadata={"help": "Use the first N samples only."})
+    eval_split: str | None = field(
+        default=None,
+        metadata={
+            "help": "Split of the same file to evaluate the loss on (with --eval_strategy steps|epoch)."
+        },
+    )
     use_feature_cache: bool = field(
         default=True,
         metadata={
@@ -151,10 +157,17 @@ def build_trainer(
         types=types,
         limit=script_args.max_train_samples,
     )
+    eval_rows = None
+    if script_args.eval_split:
+        eval_rows = load_rows(
+            script_args.train_data, script_args.video_root, split=script_args.eval_split, types=types
+        )
     cache = None
     if script_args.use_feature_cache:
         root = script_args.feature_cache or default_cache_dir(script_args.train_data, model, processor)
-        videos = sorted({v for v in rows["video"] if v})
+        videos = sorted(
+            {v for v in rows["video"] if v} | {v for v in (eval_rows or {"video": []})["video"] if v}
+        )
         with PartialState().main_process_first():  # rank 0 builds; the others then find everything cached
             cache = build_feature_cache(
                 model,
@@ -191,6 +204,7 @@ def build_trainer(
         args=training_args,
         data_collator=HiLightCollator(processor, cache, max_length=training_args.max_length),
         train_dataset=rows,
+        eval_dataset=eval_rows,
         processing_class=processor,
         peft_config=peft_config,
         callbacks=(callbacks or []) + default_callbacks(f"HiLight {stage}"),

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 import torch
 from safetensors.torch import load_file
 from transformers import TrainerCallback
@@ -394,6 +395,11 @@ def test_every_config_parses_with_overrides(path):
         )
     assert training_args.learning_rate == 0.123  # the command line overrides the file
     assert training_args.lr_scheduler_type == "cosine" and training_args.warmup_steps > 0
+    if rel.parts[0] == "paper":  # the official scripts' optimiser settings
+        official = {"stage1": (20, 5, 1e-4), "stage2": (3, 5, 1e-3)}[path.stem]
+        got = (training_args.num_train_epochs, training_args.per_device_train_batch_size)
+        assert (*got, float(yaml.safe_load(path.read_text())["learning_rate"])) == official
+        assert training_args.warmup_steps == 0.002 and training_args.max_length == 2048
     if (rel.parts[0] == "paper" and path.stem == "stage2") or path.stem == "new_sport_lora":
         assert (args.lora, args.lora_r, args.lora_alpha, args.lora_dropout) == (True, 64, 32, 0.05)
         assert args.train_token_mining

@@ -7,6 +7,7 @@ bit for bit, resume equality, LoRA save/load/merge equality, DDP equality (2 glo
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -341,6 +342,12 @@ def test_stage2_full_finetune_and_stage0_towers(base_dir, annotations, engine_da
     )
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def test_ddp_two_gloo_processes_match_one_process(base_dir, annotations, tmp_path):
     cache = tmp_path / "cache"
     worker = str(REPO / "tests" / "_train_utils.py")
@@ -355,7 +362,7 @@ def test_ddp_two_gloo_processes_match_one_process(base_dir, annotations, tmp_pat
         "--nproc_per_node",
         "2",
         "--master_port",
-        "29571",
+        str(_free_port()),
     ]
     subprocess.run([*torchrun, worker, str(base_dir), annotations, str(cache), str(ddp), "2", "3"],
                    check=True, env=env, cwd=REPO)  # fmt: skip

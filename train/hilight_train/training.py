@@ -210,6 +210,8 @@ class AtomicCheckpointMixin:
             if final.exists():
                 shutil.rmtree(final)
             os.replace(staging_root / name, final)
+            for leftover in staging_root.glob("*.md"):  # TRL writes its model card beside the checkpoints
+                os.replace(leftover, run_dir / leftover.name)
             self._rotate_finished_checkpoints(run_dir)
         self.accelerator.wait_for_everyone()
 

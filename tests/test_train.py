@@ -420,3 +420,13 @@ def test_trainability_check_refuses_unfrozen_parts(base_dir):
     with pytest.raises(RuntimeError, match="must keep them frozen"):
         assert_trainable_only(model, ["token_mining."])
     assert lm_linear_target_regex(model).startswith(r"language_model\.")
+
+
+def test_cache_features_cli_caches_every_clip_of_a_dataset(base_dir, engine_data, tmp_path):
+    import cache_features
+
+    cache_features.main(
+        ["--model", str(base_dir), "--data", str(engine_data / "captions.jsonl"), "--out", str(tmp_path)]
+    )
+    clips = len((engine_data / "captions.jsonl").read_text().splitlines())
+    assert len(json.loads((tmp_path / "index.json").read_text())) == clips

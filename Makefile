@@ -9,7 +9,7 @@ TORCH  := torch==2.13.0
 PIP    := $(PY) -m pip install --quiet --disable-pip-version-check
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
 
-.PHONY: demo test test-all bench default-model clean
+.PHONY: demo test test-all bench default-model space clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,14 @@ test-all: $(VENV)/.all
 ## Benchmarks: ratios against named baselines, measured in one run.
 bench: $(VENV)/.all
 	$(PY) benchmarks/run_all.py
+
+## Reproduce the bundled default model from nothing (data, tokenizer, stages 0-2, evaluation) and install it.
+default-model: $(VENV)/.all
+	$(PY) train/make_default_model.py --work outputs/default --install
+
+## Serve the Gradio Space on this repo's model (GRADIO_SERVER_PORT, default 7860).
+space: $(VENV)/.all
+	HILIGHT_MODEL=. $(PY) space/app.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .numba_cache

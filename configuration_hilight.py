@@ -287,9 +287,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     # Same architecture, CPU sized: 12 frames of 224 px in patches of 32 (7 x 7 = 49 per frame, 4 + 588 CLIP-ViP
     # tokens), 4-layer towers of width 192 / 128, 8 queries per frame (96 vision tokens), a 4-layer Gemma of
-    # width 256. One clip (both towers + TokenMining + a 136-token prefill) runs in bf16 in ~tens of ms on 2
-    # cores (see benchmarks/bench_model.py). vocab_size is a placeholder the default-model issue sets from
-    # its tokenizer.
+    # width 256. One clip (both towers + TokenMining + a 136-token prefill) took ~22-24 ms in bf16 and ~37 ms
+    # in fp32 on 2 cores of the dev machine (benchmarks/bench_model.py). vocab_size is a placeholder the
+    # default-model issue sets from its tokenizer.
     "tiny": {
         "num_frames": 12,
         "video_token_id": 6,  # <pad> <eos> <bos> <unk> <start_of_turn> <end_of_turn> <video> (training tokenizer)

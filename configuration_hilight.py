@@ -19,7 +19,7 @@ LM's hidden size); a mismatch raises ``ValueError`` naming both fields.
 from __future__ import annotations
 
 import copy
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig, PreTrainedConfig
@@ -230,6 +230,11 @@ class HiLightTokenMiningConfig(PreTrainedConfig):
         output_hidden_size (`int`, defaults to 2048): width of the output tokens; must equal the LM's
             ``hidden_size``.
         layer_norm_eps (`float`, defaults to 1e-5): epsilon of the four LayerNorms.
+        query_layout (`str`, defaults to `"official"`): how the ``Linear(1, Q)`` outputs become query rows.
+            ``"official"`` re-reads them with a plain reshape, so each query row sees only
+            ``image_embed_dim / queries_per_frame`` consecutive scalars of its frame (what the official
+            weights expect). ``"per_query"`` transposes first, so query row ``k`` is the ``k``-th expansion of
+            the whole frame embedding (every row sees every scalar); only for newly trained weights.
     """
 
     model_type = "hilight_token_mining"
@@ -241,6 +246,7 @@ class HiLightTokenMiningConfig(PreTrainedConfig):
     queries_per_frame: int = 32
     output_hidden_size: int = 2048
     layer_norm_eps: float = 1e-5
+    query_layout: Literal["official", "per_query"] = "official"
 
     def validate_shapes(self):
         _check_positive(
@@ -251,6 +257,10 @@ class HiLightTokenMiningConfig(PreTrainedConfig):
             "queries_per_frame",
             "output_hidden_size",
         )
+        if self.query_layout not in ("official", "per_query"):
+            raise ValueError(
+                f"HiLightTokenMiningConfig.query_layout must be 'official' or 'per_query', got {self.query_layout!r}."
+            )
 
 
 # Presets: plain data. Sub-config dicts are merged key by key with user overrides in `from_preset`.

@@ -402,7 +402,8 @@ class TokenMining(nn.Module):
       2. Each scalar a[v, t, j] of the frame embeddings goes through Linear(1, Q) + ReLU, giving (V, T, Di, Q);
          this is re-read with a PLAIN reshape (no transpose) as (V, T*Q, Di). Query row r of frame t, channel
          c therefore holds ReLU(w[k] * a[v, t, j] + b[k]) with f = r*Di + c, j = f // Q, k = f % Q: a row sees
-         Di / Q consecutive scalars of its frame. This layout is what the official weights were trained with.
+         Di / Q consecutive scalars of its frame. This layout is what the official weights were trained with;
+         `query_layout="per_query"` is the alternative where row k holds ReLU(w[k] * a[v, t, :] + b[k]).
       3. q = Linear(LN(queries)), k = Linear(LN_k(video)), v = Linear(LN_v(video)), width D.
       4. attention = softmax(nan_to_num(q @ k^T / sqrt(D))) over all CLIP-ViP tokens; mined = attention @ v.
       5. out = ReLU(Linear(H, H)(ReLU(Linear(D, H)(LN(mined))))).
@@ -431,10 +432,12 @@ class TokenMining(nn.Module):
         self.output_fc2 = nn.Linear(H, H)
 
     def frame_queries(self, frame_embeds: torch.Tensor) -> torch.Tensor:
-        """Official query layout: (V, T, Di) -> (V, T*Q, Di)."""
+        """Query rows (V, T*Q, Di) from frame embeddings (V, T, Di), in `config.query_layout`."""
         V, T, Di = frame_embeds.shape
         expanded = F.relu(self.query_expand(frame_embeds.unsqueeze(-1)))  # (V, T, Di, Q)
-        return expanded.reshape(V, T * self.config.queries_per_frame, Di)  # (V, T*Q, Di), no transpose
+        if self.config.query_layout == "per_query":
+            expanded = expanded.transpose(-1, -2)  # (V, T, Q, Di): row k = k-th expansion of every scalar
+        return expanded.reshape(V, T * self.config.queries_per_frame, Di)  # (V, T*Q, Di)
 
     def forward(
         self, video_hidden_states: torch.Tensor, frame_embeds: torch.Tensor

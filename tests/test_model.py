@@ -136,6 +136,19 @@ def test_token_mining_query_layout(model):
         assert torch.allclose(queries[0, t * Q + r, c], expected, atol=1e-6)
 
 
+def test_token_mining_per_query_layout():
+    cfg = tiny_config(token_mining_config={"query_layout": "per_query"})
+    tm = HiLightForConditionalGeneration(cfg).token_mining
+    a = torch.randn(1, 2, cfg.token_mining_config.image_embed_dim)  # (V, T, Di)
+    queries = tm.frame_queries(a)  # (1, 2*Q, Di)
+    Q = cfg.token_mining_config.queries_per_frame
+    w, b = tm.query_expand.weight[:, 0], tm.query_expand.bias
+    for t, k in [(0, 0), (1, Q - 1)]:
+        assert torch.allclose(queries[0, t * Q + k], F.relu(w[k] * a[0, t] + b[k]), atol=1e-6)
+    with pytest.raises(CONFIG_ERRORS):
+        tiny_config(token_mining_config={"query_layout": "transposed"})
+
+
 def test_video_features_and_cached_inputs_agree(model):
     pixels = clip(2)
     with torch.no_grad():

@@ -235,6 +235,14 @@ class HiLightTokenMiningConfig(PreTrainedConfig):
             ``image_embed_dim / queries_per_frame`` consecutive scalars of its frame (what the official
             weights expect). ``"per_query"`` transposes first, so query row ``k`` is the ``k``-th expansion of
             the whole frame embedding (every row sees every scalar); only for newly trained weights.
+        fusion (`str`, defaults to `"token_mining"`): how the towers become vision tokens. HiLight is
+            ``"token_mining"``. The others exist for the ablations (`train/ablations.py`), with the same number
+            of vision tokens: ``"video_only"`` (CLIP-ViP only: learned queries, one set per frame, instead of
+            Long-CLIP queries), ``"image_only"`` (Long-CLIP only: the queries go straight to the output MLP, no
+            attention over CLIP-ViP) and ``"mlp"`` (a plain MLP projector, LLaVA style: each frame's CLIP-ViP
+            patch tokens average-pooled to ``queries_per_frame`` groups, concatenated with the frame's Long-CLIP
+            embedding, Linear -> GELU -> Linear).
+        num_frames (`int`, defaults to 12): frames per clip; only ``"video_only"`` uses it (its learned queries).
     """
 
     model_type = "hilight_token_mining"
@@ -247,6 +255,8 @@ class HiLightTokenMiningConfig(PreTrainedConfig):
     output_hidden_size: int = 2048
     layer_norm_eps: float = 1e-5
     query_layout: Literal["official", "per_query"] = "official"
+    fusion: Literal["token_mining", "video_only", "image_only", "mlp"] = "token_mining"
+    num_frames: int = 12
 
     def validate_shapes(self):
         _check_positive(
@@ -261,7 +271,13 @@ class HiLightTokenMiningConfig(PreTrainedConfig):
             raise ValueError(
                 f"HiLightTokenMiningConfig.query_layout must be 'official' or 'per_query', got {self.query_layout!r}."
             )
+        if self.fusion not in FUSIONS:
+            raise ValueError(
+                f"HiLightTokenMiningConfig.fusion must be one of {FUSIONS}, got {self.fusion!r}."
+            )
 
+
+FUSIONS = ("token_mining", "video_only", "image_only", "mlp")
 
 # Presets: plain data. Sub-config dicts are merged key by key with user overrides in `from_preset`.
 _GEMMA_2B = {
@@ -416,6 +432,11 @@ class HiLightConfig(PreTrainedConfig):
             if a != b:
                 raise ValueError(f"HiLightConfig: {name_a} ({a}) must equal {name_b} ({b}).")
         _check_positive(self, "num_frames")
+        if tm.fusion == "video_only" and tm.num_frames != self.num_frames:
+            raise ValueError(
+                f"HiLightConfig: fusion 'video_only' learns queries for token_mining_config.num_frames "
+                f"({tm.num_frames}) frames, which must equal num_frames ({self.num_frames})."
+            )
         vocab = getattr(self.text_config, "vocab_size", None)
         if self.video_token_id is not None and vocab is not None and not 0 <= self.video_token_id < vocab:
             raise ValueError(
@@ -450,6 +471,7 @@ class HiLightConfig(PreTrainedConfig):
                 value = sub.get(field) if isinstance(sub, dict) else getattr(sub, field)
                 if value is not None:
                     tm.setdefault(tm_key, value)
+            tm.setdefault("num_frames", kwargs.get("num_frames", 12))
         return cls(**kwargs)
 
 

@@ -460,6 +460,75 @@ class TokenMining(nn.Module):
         return out, attn
 
 
+class LearnedQueryMining(TokenMining):
+    """Ablation "CLIP-ViP only": TokenMining with learned queries (one set of Q per frame position) in place of
+    the Long-CLIP queries; `frame_embeds` only gives the shape. Needs clips of `config.num_frames` frames."""
+
+    def __init__(self, config: HiLightTokenMiningConfig):
+        super().__init__(config)
+        del self.query_expand  # no Long-CLIP queries to expand
+        self.learned_queries = nn.Parameter(
+            torch.randn(config.num_frames * config.queries_per_frame, config.image_embed_dim)
+        )
+
+    def frame_queries(self, frame_embeds: torch.Tensor) -> torch.Tensor:
+        V, T, _ = frame_embeds.shape
+        if self.config.num_frames != T:
+            raise ValueError(f"fusion 'video_only' was built for {self.config.num_frames} frames, got {T}.")
+        return self.learned_queries.unsqueeze(0).expand(V, -1, -1)  # (V, T*Q, Di)
+
+
+class QueryOnlyFusion(TokenMining):
+    """Ablation "Long-CLIP only": the Long-CLIP queries go through the query projection and the output MLP,
+    with no attention over CLIP-ViP tokens (which are ignored)."""
+
+    def __init__(self, config: HiLightTokenMiningConfig):
+        super().__init__(config)
+        for name in ("video_proj", "key_norm", "key_proj", "value_norm", "value_proj"):
+            delattr(self, name)  # nothing attends over CLIP-ViP
+
+    def forward(
+        self, video_hidden_states: torch.Tensor, frame_embeds: torch.Tensor
+    ) -> tuple[torch.Tensor, None]:
+        q = self.query_proj(self.query_norm(self.frame_queries(frame_embeds)))  # (V, T*Q, D)
+        return F.relu(self.output_fc2(F.relu(self.output_fc1(self.output_norm(q))))), None  # (V, T*Q, H)
+
+
+class MLPProjector(nn.Module):
+    """Ablation "plain MLP projector": per frame, CLIP-ViP patch tokens average-pooled into Q groups, each
+    concatenated with the frame's Long-CLIP embedding, then Linear -> GELU -> Linear to the LM width."""
+
+    def __init__(self, config: HiLightTokenMiningConfig, num_leading: int):
+        super().__init__()
+        self.config = config
+        self.num_leading = num_leading
+        width = config.video_hidden_size + config.image_embed_dim
+        self.fc1 = nn.Linear(width, config.output_hidden_size)
+        self.fc2 = nn.Linear(config.output_hidden_size, config.output_hidden_size)
+
+    def forward(
+        self, video_hidden_states: torch.Tensor, frame_embeds: torch.Tensor
+    ) -> tuple[torch.Tensor, None]:
+        V, T, Di = frame_embeds.shape
+        Q = self.config.queries_per_frame
+        patches = video_hidden_states[:, self.num_leading :]  # (V, T*P, Dv): the leading tokens are dropped
+        patches = patches.reshape(V * T, -1, patches.shape[-1]).transpose(1, 2)  # (V*T, Dv, P)
+        pooled = F.adaptive_avg_pool1d(patches, Q).transpose(1, 2).reshape(V, T, Q, -1)  # (V, T, Q, Dv)
+        frames = frame_embeds.unsqueeze(2).expand(V, T, Q, Di)  # (V, T, Q, Di)
+        x = torch.cat([pooled, frames], dim=-1).reshape(V, T * Q, -1)  # (V, T*Q, Dv + Di)
+        return self.fc2(F.gelu(self.fc1(x))), None  # (V, T*Q, H)
+
+
+def build_fusion(config: HiLightTokenMiningConfig, num_leading: int) -> nn.Module:
+    """The module that turns tower outputs into vision tokens: TokenMining, or an ablation (`config.fusion`).
+    `num_leading` is the number of CLIP-ViP leading tokens (CLS + proxies), which the MLP projector drops."""
+    if config.fusion == "mlp":
+        return MLPProjector(config, num_leading)
+    return {"token_mining": TokenMining, "video_only": LearnedQueryMining, "image_only": QueryOnlyFusion}[
+        config.fusion
+    ](config)
+
+
 # ----------------------------------------------------------------------------------------------------------
 # The model
 
@@ -495,6 +564,8 @@ class HiLightPreTrainedModel(PreTrainedModel):
                 init.zeros_(module.temporal_embedding)  # CLIP-ViP starts without temporal information
             if module.text_model is not None:
                 init.constant_(module.logit_scale, module.config.logit_scale_init_value)
+        elif isinstance(module, LearnedQueryMining):
+            init.normal_(module.learned_queries, std=1.0)
         elif isinstance(module, TextEncoder):
             init.normal_(module.position_embedding, std=0.01)
             if module.num_short_positions is not None:
@@ -516,7 +587,7 @@ class HiLightForConditionalGeneration(HiLightPreTrainedModel, GenerationMixin):
         super().__init__(config)
         self.video_tower = CLIPViPVideoTower(config.video_config)
         self.image_tower = LongCLIPImageTower(config.image_config)
-        self.token_mining = TokenMining(config.token_mining_config)
+        self.token_mining = build_fusion(config.token_mining_config, config.video_config.num_leading_tokens)
         self.language_model = AutoModelForCausalLM.from_config(config.text_config)
         self.post_init()
 

@@ -1,0 +1,68 @@
+"""The ablation fusions: same number of vision tokens as TokenMining, trainable, and validated."""
+
+import pytest
+import torch
+from huggingface_hub.errors import StrictDataclassError
+
+from hilight.configuration_hilight import HiLightConfig
+from hilight.modeling_hilight import HiLightForConditionalGeneration, LearnedQueryMining, MLPProjector
+
+FRAMES = 4
+
+
+def tiny(fusion: str, **token_mining) -> HiLightConfig:
+    return HiLightConfig.from_preset(
+        "tiny",
+        num_frames=FRAMES,
+        text_config={"vocab_size": 300},
+        token_mining_config={"fusion": fusion, **token_mining},
+    )
+
+
+@pytest.mark.parametrize("fusion", ["token_mining", "video_only", "image_only", "mlp"])
+def test_every_fusion_gives_the_same_tokens_and_trains(fusion):
+    torch.manual_seed(0)
+    model = HiLightForConditionalGeneration(tiny(fusion))
+    pixel_values = torch.randn(2, FRAMES, 3, 224, 224)
+    tokens = model.get_video_features(pixel_values)
+    assert tokens.shape == (2, FRAMES * 8, 256)
+    tokens.float().square().mean().backward()
+    grads = [p.grad for p in model.token_mining.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert any(g.abs().sum() > 0 for g in grads)
+
+
+def test_video_only_ignores_long_clip_and_image_only_ignores_clip_vip():
+    torch.manual_seed(0)
+    video_states, frames = torch.randn(1, 4 + FRAMES * 49, 192), torch.randn(1, FRAMES, 128)
+    video_only = HiLightForConditionalGeneration(tiny("video_only")).token_mining
+    image_only = HiLightForConditionalGeneration(tiny("image_only")).token_mining
+    assert isinstance(video_only, LearnedQueryMining)
+    torch.testing.assert_close(video_only(video_states, frames)[0], video_only(video_states, frames * 3)[0])
+    assert not torch.allclose(video_only(video_states, frames)[0], video_only(video_states * 3, frames)[0])
+    torch.testing.assert_close(image_only(video_states, frames)[0], image_only(video_states * 3, frames)[0])
+
+
+def test_mlp_projector_pools_each_frame_separately():
+    torch.manual_seed(0)
+    mlp = HiLightForConditionalGeneration(tiny("mlp")).token_mining
+    assert isinstance(mlp, MLPProjector)
+    video_states, frames = torch.randn(1, 4 + FRAMES * 49, 192), torch.randn(1, FRAMES, 128)
+    changed = video_states.clone()
+    changed[:, 4 + 49 : 4 + 2 * 49] += 1.0  # frame 1's patches only
+    a, b = mlp(video_states, frames)[0], mlp(changed, frames)[0]
+    per_frame = (a - b).abs().reshape(FRAMES, 8, -1).amax(dim=(1, 2))
+    assert per_frame[1] > 0 and per_frame[[0, 2, 3]].max() == 0
+    changed = video_states.clone()
+    changed[:, :4] += 1.0  # leading tokens are dropped
+    torch.testing.assert_close(mlp(changed, frames)[0], a)
+
+
+def test_fusion_config_is_validated():
+    with pytest.raises((ValueError, StrictDataclassError), match="fusion must be one of"):
+        tiny("attention")
+    with pytest.raises(ValueError, match="video_only"):
+        tiny("video_only", num_frames=12)
+    model = HiLightForConditionalGeneration(tiny("video_only"))
+    with pytest.raises(ValueError, match="built for 4 frames"):
+        model.get_video_features(torch.randn(1, 6, 3, 224, 224))

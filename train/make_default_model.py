@@ -19,10 +19,10 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
+
+from hilight_train.pipeline import Recipe
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TRAIN = REPO_ROOT / "train"
@@ -37,20 +37,6 @@ MODEL_FILES = (
     "chat_template.jinja",
     "processor_config.json",
 )
-
-
-def run(step: str, cmd: list[str], work: Path, timings: dict) -> None:
-    print(f"\n=== {step}: {' '.join(cmd)}", flush=True)
-    start = time.time()
-    subprocess.run([sys.executable, *cmd], check=True, cwd=REPO_ROOT)
-    timings[step] = round(time.time() - start, 1)
-    (work / "timings.json").write_text(json.dumps(timings, indent=1))
-
-
-def done(path: Path) -> bool:
-    return (
-        (path / "config.json").is_file() or (path / "report.json").is_file() or (path / "card.md").is_file()
-    )
 
 
 def install(work: Path, data: Path, n_examples: int) -> None:
@@ -68,18 +54,20 @@ def install(work: Path, data: Path, n_examples: int) -> None:
     report = json.loads((work / "eval" / "report.json").read_text())
     correct = {it["id"] for it in report["items"] if it["score"] == 1.0}
     examples_dir = REPO_ROOT / "examples"
-    chosen, seen = [], set()
-    for e in entries:  # clips whose every question the model answered right make a faithful demo
-        clip = Path(e["video"]).stem
-        camera = (
-            events[clip]["camera"]["family"] if isinstance(events[clip].get("camera"), dict) else "camera"
-        )
-        key = (e["game"], camera)
-        clip_ids = [x["id"] for x in entries if Path(x["video"]).stem == clip]
-        if key in seen or not all(i in correct for i in clip_ids) or len(chosen) >= n_examples:
-            continue
-        seen.add(key)
-        chosen.append((clip, e["game"], camera))
+    by_key: dict[tuple[str, str], list[tuple[float, str]]] = {}
+    for clip in dict.fromkeys(Path(e["video"]).stem for e in entries):
+        ids = [e["id"] for e in entries if Path(e["video"]).stem == clip]
+        share = sum(i in correct for i in ids) / len(ids)
+        by_key.setdefault((events[clip]["game"], events[clip]["camera"]["family"]), []).append((-share, clip))
+    # every game first (cameras alternating), then the other cameras; per game and camera the clip the model
+    # answers best (the demo prints each answer beside the truth, so a wrong one shows)
+    keys = sorted(by_key)
+    games = sorted({game for game, _ in keys})
+    first = [
+        [k for k in keys if k[0] == g][i % len([k for k in keys if k[0] == g])] for i, g in enumerate(games)
+    ]
+    order = (first + [k for k in keys if k not in first])[:n_examples]
+    chosen = [(min(by_key[k])[1], *k) for k in order]
     questions = []
     for clip, game, camera in chosen:
         name = f"{game}_{camera}.mp4"
@@ -108,91 +96,24 @@ def main() -> int:
     p.add_argument("--examples", type=int, default=4)
     args = p.parse_args()
     work, data = args.work, args.work / "data"
-    work.mkdir(parents=True, exist_ok=True)
-    timings_path = work / "timings.json"
-    timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
-    ann = str(data / "annotations.json")
-    if not done(data):
-        run(
-            "data",
-            [
-                str(TRAIN / "make_data.py"),
-                "--out",
-                str(data),
-                "--clips",
-                str(args.clips),
-                "--seed",
-                str(args.seed),
-                "--games",
-                GAMES,
-                "--workers",
-                str(args.workers),
-            ],
-            work,
-            timings,
-        )
-    if not done(work / "stage0"):
-        run(
-            "stage0",
-            [
-                str(TRAIN / "stage0_towers.py"),
-                "--config",
-                "train/configs/tiny/stage0.yaml",
-                "--captions",
-                str(data / "captions.jsonl"),
-                "--tokenizer_corpus",
-                ann,
-                "--output_dir",
-                str(work / "stage0"),
-                "--num_train_epochs",
-                str(args.stage0_epochs),
-            ],
-            work,
-            timings,
-        )
-    for stage, script, prev, epochs in (
-        ("stage1", "stage1_align.py", "stage0", args.stage1_epochs),
-        ("stage2", "stage2_sft.py", "stage1", args.stage2_epochs),
-    ):
-        if not done(work / stage):
-            run(
-                stage,
-                [
-                    str(TRAIN / script),
-                    "--config",
-                    f"train/configs/tiny/{stage}.yaml",
-                    "--model_name_or_path",
-                    str(work / prev),
-                    "--train_data",
-                    ann,
-                    "--output_dir",
-                    str(work / stage),
-                    "--num_train_epochs",
-                    str(epochs),
-                ],
-                work,
-                timings,
-            )
-    if not done(work / "eval"):
-        run(
-            "eval",
-            [
-                str(TRAIN / "evaluate.py"),
-                "--model",
-                str(work / "stage2"),
-                "--data",
-                str(data),
-                "--split",
-                "test",
-                "--out",
-                str(work / "eval"),
-            ],
-            work,
-            timings,
-        )
-    timings["total_s"] = round(sum(v for k, v in timings.items() if k != "total_s"), 1)
-    timings_path.write_text(json.dumps(timings, indent=1))
-    print(json.dumps(timings, indent=1))
+    ann = data / "annotations.json"
+    recipe = Recipe(work / "timings.json")
+    # fmt: off
+    recipe.step("data", data, "make_data.py", "--out", data, "--clips", args.clips, "--seed", args.seed,
+                "--games", GAMES, "--workers", args.workers)
+    recipe.step("stage0", work / "stage0", "stage0_towers.py", "--config", "train/configs/tiny/stage0.yaml",
+                "--captions", data / "captions.jsonl", "--tokenizer_corpus", ann, "--output_dir", work / "stage0",
+                "--num_train_epochs", args.stage0_epochs)
+    recipe.step("stage1", work / "stage1", "stage1_align.py", "--config", "train/configs/tiny/stage1.yaml",
+                "--model_name_or_path", work / "stage0", "--train_data", ann, "--output_dir", work / "stage1",
+                "--num_train_epochs", args.stage1_epochs)
+    recipe.step("stage2", work / "stage2", "stage2_sft.py", "--config", "train/configs/tiny/stage2.yaml",
+                "--model_name_or_path", work / "stage1", "--train_data", ann, "--output_dir", work / "stage2",
+                "--num_train_epochs", args.stage2_epochs)
+    recipe.step("eval", work / "eval", "evaluate.py", "--model", work / "stage2", "--data", data,
+                "--split", "test", "--out", work / "eval")
+    # fmt: on
+    print(f"wall time of all steps: {recipe.total_seconds:.0f} s ({json.dumps(recipe.timings)})")
     if args.install:
         install(work, data, args.examples)
     return 0

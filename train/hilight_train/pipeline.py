@@ -1,0 +1,44 @@
+"""Multi-step recipes (the default model, the ablations): each step is a script run in a child process,
+skipped when its output is complete, and timed into a JSON file, so an interrupted recipe resumes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from . import REPO_ROOT
+
+
+def is_complete(path: Path) -> bool:
+    """A finished model folder, evaluation or dataset (what each step writes last)."""
+    return any((path / name).is_file() for name in ("config.json", "report.json", "card.md"))
+
+
+class Recipe:
+    """Runs steps in order; wall time per step goes to `timings_path`."""
+
+    def __init__(self, timings_path: Path):
+        self.timings_path = timings_path
+        timings_path.parent.mkdir(parents=True, exist_ok=True)
+        self.timings: dict[str, float] = (
+            json.loads(timings_path.read_text()) if timings_path.is_file() else {}
+        )
+
+    def step(self, name: str, output: Path, script: str, *args: object) -> None:
+        """Run `train/<script> args...` unless `output` is already complete."""
+        if is_complete(output):
+            print(f"=== {name}: done earlier ({output})", flush=True)
+            return
+        cmd = [sys.executable, str(REPO_ROOT / "train" / script), *map(str, args)]
+        print(f"\n=== {name}: {' '.join(cmd)}", flush=True)
+        start = time.time()
+        subprocess.run(cmd, check=True, cwd=REPO_ROOT)
+        self.timings[name] = round(time.time() - start, 1)
+        self.timings_path.write_text(json.dumps(self.timings, indent=1))
+
+    @property
+    def total_seconds(self) -> float:
+        return round(sum(self.timings.values()), 1)

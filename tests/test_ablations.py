@@ -66,3 +66,29 @@ def test_fusion_config_is_validated():
     model = HiLightForConditionalGeneration(tiny("video_only"))
     with pytest.raises(ValueError, match="built for 4 frames"):
         model.get_video_features(torch.randn(1, 6, 3, 224, 224))
+
+
+def test_variant_starts_from_the_same_towers_and_lm_with_a_fresh_fusion(tiny_model_dir, tmp_path):
+    from ablations import init_variant  # train/ablations.py (train/ is on the test path)
+
+    from hilight_train.training import load_model_and_processor
+
+    init_variant(tiny_model_dir, "mlp", seed=0, out=tmp_path / "mlp")
+    base, _ = load_model_and_processor(tiny_model_dir)
+    variant, processor = load_model_and_processor(tmp_path / "mlp")
+    assert isinstance(variant.token_mining, MLPProjector)
+    assert variant.config.token_mining_config.fusion == "mlp"
+    base_state, variant_state = base.state_dict(), variant.state_dict()
+    shared = [k for k in base_state if not k.startswith("token_mining.")]
+    assert shared and all(torch.equal(base_state[k], variant_state[k]) for k in shared)
+    assert processor.tokens_per_frame == base.config.token_mining_config.queries_per_frame
+
+
+def test_ablation_table_lists_every_variant_and_type():
+    from ablations import table
+
+    entry = {"accuracy": 0.5, "ci": [0.4, 0.6]}
+    results = {"A": {"overall": entry, "types": {"foul": entry}}, "B": {"overall": entry, "types": {}}}
+    text = table(results)
+    assert text.splitlines()[0] == "| question type | A | B |"
+    assert "| foul | 0.500 [0.40, 0.60] | – |" in text

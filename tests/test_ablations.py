@@ -92,3 +92,25 @@ def test_ablation_table_lists_every_variant_and_type():
     text = table(results)
     assert text.splitlines()[0] == "| question type | A | B |"
     assert "| foul | 0.500 [0.40, 0.60] | – |" in text
+
+
+def test_ablations_config_names_valid_fusions_and_stage_arguments(repo_root):
+    import yaml
+
+    from hilight.configuration_hilight import FUSIONS
+    from hilight_train.stages import parse_args
+
+    cfg = yaml.safe_load((repo_root / "train" / "configs" / "ablations.yaml").read_text())
+    assert set(cfg["variants"].values()) == set(FUSIONS)  # every fusion, HiLight's included
+    for stage in ("stage1", "stage2"):
+        argv = [
+            *cfg[stage],
+            "--model_name_or_path",
+            "m",
+            "--train_data",
+            "d.json",
+            "--output_dir",
+            "/tmp/unused",
+        ]
+        _, training_args = parse_args(stage, argv)
+        assert training_args.max_steps > 0  # the same step budget for every variant

@@ -29,10 +29,20 @@ $(VENV)/.all: $(VENV)/.runtime train/requirements.txt space/requirements.txt req
 demo: $(VENV)/.runtime
 	$(PY) examples/demo.py
 
-## Lint, then the fast test tier (excludes `slow` and `browser`).
-test: $(VENV)/.all
+# Browser tests drive Debian's Chromium (Playwright's own browser download cannot work offline).
+CHROMIUM ?= /usr/bin/chromium
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "The browser tests need Debian's chromium: run 'sudo apt-get install chromium' (or set CHROMIUM)." >&2; \
+		exit 1; \
+	fi
+
+## Lint, then the fast test tier plus the browser test (everything but `slow`).
+test: $(VENV)/.all $(CHROMIUM)
 	$(PY) -m ruff check .
-	$(PY) -m pytest -m "not slow and not browser"
+	HILIGHT_CHROMIUM=$(CHROMIUM) $(PY) -m pytest -m "not slow"
 
 ## Every test tier, slow and browser tests included.
 test-all: $(VENV)/.all

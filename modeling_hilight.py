@@ -136,6 +136,18 @@ class Transformer(nn.Module):
             TransformerBlock(width, num_heads, hidden, act, eps) for _ in range(layers)
         )
 
+    @classmethod
+    def vision_encoder(cls, config: HiLightVideoConfig | HiLightImageConfig) -> Transformer:
+        """The image/video encoder of a tower config."""
+        return cls(
+            config.hidden_size,
+            config.num_hidden_layers,
+            config.num_attention_heads,
+            config.intermediate_size,
+            config.hidden_act,
+            config.layer_norm_eps,
+        )
+
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, is_causal: bool = False):
         for layer in self.layers:
             x = layer(x, attn_mask=attn_mask, is_causal=is_causal)
@@ -173,6 +185,23 @@ class TextEncoder(nn.Module):
         self.encoder = Transformer(width, layers, num_heads, hidden, act, eps)
         self.final_layer_norm = nn.LayerNorm(width, eps=eps)
         self.projection = nn.Linear(width, projection_dim, bias=False)
+
+    @classmethod
+    def from_tower_config(cls, config: HiLightVideoConfig | HiLightImageConfig) -> TextEncoder:
+        """The text encoder a tower config describes (Long-CLIP's when it has `text_num_short_positions`)."""
+        return cls(
+            config.text_vocab_size,
+            config.text_hidden_size,
+            config.text_num_hidden_layers,
+            config.text_num_attention_heads,
+            config.text_intermediate_size,
+            config.text_max_position_embeddings,
+            config.hidden_act,
+            config.layer_norm_eps,
+            config.projection_dim,
+            config.text_eos_token_id,
+            num_short_positions=getattr(config, "text_num_short_positions", None),
+        )
 
     def positions(self, length: int) -> torch.Tensor:
         """Position table for `length` tokens, (length, width)."""
@@ -251,30 +280,12 @@ class CLIPViPVideoTower(nn.Module):
         self.position_embedding = nn.Parameter(torch.empty(config.num_patches + 1, C))
         self.temporal_embedding = nn.Parameter(torch.empty(config.num_frames, C))
         self.pre_layernorm = nn.LayerNorm(C, eps=config.layer_norm_eps)
-        self.encoder = Transformer(
-            C,
-            config.num_hidden_layers,
-            config.num_attention_heads,
-            config.intermediate_size,
-            config.hidden_act,
-            config.layer_norm_eps,
-        )
+        self.encoder = Transformer.vision_encoder(config)
         self.post_layernorm = nn.LayerNorm(C, eps=config.layer_norm_eps)
         self.projection = nn.Linear(C, config.projection_dim, bias=False)
         self.text_model = None
         if config.use_text_encoder:
-            self.text_model = TextEncoder(
-                config.text_vocab_size,
-                config.text_hidden_size,
-                config.text_num_hidden_layers,
-                config.text_num_attention_heads,
-                config.text_intermediate_size,
-                config.text_max_position_embeddings,
-                config.hidden_act,
-                config.layer_norm_eps,
-                config.projection_dim,
-                config.text_eos_token_id,
-            )
+            self.text_model = TextEncoder.from_tower_config(config)
             self.logit_scale = nn.Parameter(torch.tensor(config.logit_scale_init_value))
 
     def embed(self, pixel_values: torch.Tensor) -> torch.Tensor:
@@ -336,31 +347,12 @@ class LongCLIPImageTower(nn.Module):
         self.class_embedding = nn.Parameter(torch.empty(W))
         self.position_embedding = nn.Parameter(torch.empty(config.num_patches + 1, W))
         self.pre_layernorm = nn.LayerNorm(W, eps=config.layer_norm_eps)
-        self.encoder = Transformer(
-            W,
-            config.num_hidden_layers,
-            config.num_attention_heads,
-            config.intermediate_size,
-            config.hidden_act,
-            config.layer_norm_eps,
-        )
+        self.encoder = Transformer.vision_encoder(config)
         self.post_layernorm = nn.LayerNorm(W, eps=config.layer_norm_eps)
         self.projection = nn.Linear(W, config.projection_dim, bias=False)
         self.text_model = None
         if config.use_text_encoder:
-            self.text_model = TextEncoder(
-                config.text_vocab_size,
-                config.text_hidden_size,
-                config.text_num_hidden_layers,
-                config.text_num_attention_heads,
-                config.text_intermediate_size,
-                config.text_max_position_embeddings,
-                config.hidden_act,
-                config.layer_norm_eps,
-                config.projection_dim,
-                config.text_eos_token_id,
-                num_short_positions=config.text_num_short_positions,
-            )
+            self.text_model = TextEncoder.from_tower_config(config)
             self.logit_scale = nn.Parameter(torch.tensor(config.logit_scale_init_value))
 
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:

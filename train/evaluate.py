@@ -7,8 +7,8 @@
 Writes report.json, report.md, accuracy.png, confusion_<type>.png and failures.jsonl to --out.
 Answers are cached per item in --out, so an interrupted run resumes. Tiny check on CPU:
 
-    python train/make_data.py --out /tmp/d --clips 6 --seed 0
-    python train/evaluate.py --model . --data /tmp/d --split test --out /tmp/eval --limit 20
+    python train/make_data.py --out data/tiny --clips 6 --seed 0
+    python train/evaluate.py --model . --data data/tiny --split test --out eval/tiny --limit 20
 """
 
 from __future__ import annotations

@@ -36,13 +36,11 @@ def init_variant(towers: Path, fusion: str, seed: int, out: Path) -> None:
     config.token_mining_config.fusion = fusion
     torch.manual_seed(seed)
     model = type(base)(config)  # HiLightForConditionalGeneration with the new fusion
-    kept = {k: v for k, v in base.state_dict().items() if not k.startswith("token_mining.")}
-    missing, unexpected = model.load_state_dict(kept, strict=False)
-    fresh = [k for k in missing if not k.startswith("token_mining.")]
-    if fresh or unexpected:
-        raise RuntimeError(
-            f"variant {fusion}: unexpected state-dict mismatch: missing {fresh}, unexpected {unexpected}"
-        )
+    state = {k: v for k, v in base.state_dict().items() if not k.startswith("token_mining.")}
+    state |= {
+        k: v for k, v in model.state_dict().items() if k.startswith("token_mining.")
+    }  # the fresh fusion
+    model.load_state_dict(state)  # strict: every other weight comes from the stage-0 model
     save_hub_folder(model, processor, out)
 
 

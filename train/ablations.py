@@ -66,7 +66,8 @@ def plot(results: dict[str, dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = list(results)
+    baseline = results.get("majority-answer baseline")
+    names = [n for n in results if n != "majority-answer baseline"]
     acc = [results[n]["overall"]["accuracy"] for n in names]
     low = [a - results[n]["overall"]["ci"][0] for a, n in zip(acc, names, strict=True)]
     high = [results[n]["overall"]["ci"][1] - a for a, n in zip(acc, names, strict=True)]
@@ -78,6 +79,9 @@ def plot(results: dict[str, dict], path: Path) -> None:
         capsize=4,
         color=["#2b7a4b"] + ["#7f8c8d"] * (len(names) - 1),
     )
+    if baseline is not None:
+        ax.axhline(baseline["overall"]["accuracy"], color="#c0392b", linestyle="--", label="majority answer")
+        ax.legend(loc="upper right")
     ax.set_xticks(range(len(names)), names, rotation=15, ha="right")
     ax.set_ylabel("overall exact-match accuracy (95% CI)")
     ax.set_ylim(0, 1)
@@ -97,7 +101,7 @@ def main() -> int:
     if not is_complete(towers):
         raise SystemExit(f"no stage-0 model at {towers}: run stage 0 (or `make default-model`) first")
     recipe = Recipe(out / "timings.json")
-    results = {}
+    results, majority = {}, None
     for name, fusion in cfg["variants"].items():
         work = out / slug(name)
         if not is_complete(work / "init"):
@@ -139,6 +143,9 @@ def main() -> int:
         )
         report = json.loads((work / "eval" / "report.json").read_text())
         results[name] = {"overall": report["overall"], "types": report["types"]}
+        majority = report["baselines"].get("majority")  # the same items for every variant: one column
+    if majority is not None:
+        results["majority-answer baseline"] = majority
     atomic_write_text(out / "ablations.json", json.dumps(results, indent=1))
     text = f"# Ablations (test split; same data, towers, steps and seeds)\n\n{table(results)}"
     atomic_write_text(out / "ablations.md", text)

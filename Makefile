@@ -45,9 +45,9 @@ test: $(VENV)/.all $(CHROMIUM)
 	HILIGHT_CHROMIUM=$(CHROMIUM) $(PY) -m pytest -m "not slow"
 
 ## Every test tier, slow and browser tests included.
-test-all: $(VENV)/.all
+test-all: $(VENV)/.all $(CHROMIUM)
 	$(PY) -m ruff check .
-	$(PY) -m pytest
+	HILIGHT_CHROMIUM=$(CHROMIUM) $(PY) -m pytest
 
 ## Benchmarks: ratios against named baselines, measured in one run.
 bench: $(VENV)/.all

@@ -34,7 +34,7 @@ def main() -> int:
 
     missing = missing_model_files(args.model)
     if missing or not args.questions.is_file():
-        what = [*missing, *([] if args.questions.is_file() else [str(args.questions.relative_to(REPO_ROOT))])]
+        what = [*missing, *([] if args.questions.is_file() else [str(args.questions)])]
         print(
             "No default model to run yet: this checkout lacks " + ", ".join(what) + ".\n"
             "The bundled default model is trained by `make default-model`; until it is committed at the repo "

@@ -94,7 +94,7 @@ def test_ablation_table_lists_every_variant_and_type():
     assert "| foul | 0.500 [0.40, 0.60] | – |" in text
 
 
-def test_ablations_config_names_valid_fusions_and_stage_arguments(repo_root):
+def test_ablations_config_names_valid_fusions_and_stage_arguments(repo_root, tmp_path):
     import yaml
 
     from hilight.configuration_hilight import FUSIONS
@@ -110,7 +110,7 @@ def test_ablations_config_names_valid_fusions_and_stage_arguments(repo_root):
             "--train_data",
             "d.json",
             "--output_dir",
-            "/tmp/unused",
+            str(tmp_path),
         ]
         _, training_args = parse_args(stage, argv)
         assert training_args.max_steps > 0  # the same step budget for every variant

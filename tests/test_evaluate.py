@@ -64,3 +64,12 @@ def test_compare_mode(evaluated, repo_root, tmp_path):
     diffs = json.loads((tmp_path / "compare.json").read_text())
     assert diffs["overall"]["diff"] == 0.0
     assert "| overall |" in result.stdout
+
+
+def test_cached_answers_of_another_setting_are_refused(evaluated, repo_root, tiny_model_dir, tiny_dataset):
+    out, _ = evaluated
+    cmd = [sys.executable, str(repo_root / "train" / "evaluate.py"), "--model", str(tiny_model_dir)]
+    cmd += ["--data", str(tiny_dataset), "--out", str(out), "--max-new-tokens", "9", "--limit", "8"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert result.returncode != 0
+    assert "other settings (max_new_tokens)" in result.stderr

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from hilight_train.pipeline import Recipe, is_complete
+from hilight_train.pipeline import Recipe
 from hilight_train.report import atomic_write_text
 from hilight_train.training import load_model_and_processor, save_hub_folder
 
@@ -32,8 +32,9 @@ def slug(name: str) -> str:
 def init_variant(towers: Path, fusion: str, seed: int, out: Path) -> None:
     """The stage-0 model with its fusion replaced by a fresh `fusion` module; everything else is copied."""
     base, processor = load_model_and_processor(towers)
-    config = base.config
-    config.token_mining_config.fusion = fusion
+    values = base.config.to_dict()
+    values["token_mining_config"] = {**values["token_mining_config"], "fusion": fusion}
+    config = type(base.config).from_dict(values)  # validated like any config
     torch.manual_seed(seed)
     model = type(base)(config)  # HiLightForConditionalGeneration with the new fusion
     state = {k: v for k, v in base.state_dict().items() if not k.startswith("token_mining.")}
@@ -96,15 +97,15 @@ def main() -> int:
     p.add_argument("--out", type=Path, default=None, help="overrides the config's `out`")
     args = p.parse_args()
     cfg = yaml.safe_load(args.config.read_text())
-    out = args.out or Path(cfg["out"])
-    data, towers = Path(cfg["data"]), Path(cfg["towers"])
-    if not is_complete(towers):
+    out = (args.out or Path(cfg["out"])).resolve()  # the steps run with the repo root as working directory
+    data, towers = Path(cfg["data"]).resolve(), Path(cfg["towers"]).resolve()
+    if not (towers / "model.safetensors").is_file():
         raise SystemExit(f"no stage-0 model at {towers}: run stage 0 (or `make default-model`) first")
     recipe = Recipe(out / "timings.json")
     results, majority = {}, None
     for name, fusion in cfg["variants"].items():
         work = out / slug(name)
-        if not is_complete(work / "init"):
+        if not (work / "init" / "model.safetensors").is_file():
             init_variant(towers, fusion, int(cfg.get("seed", 0)), work / "init")
         common = ["--train_data", data / "annotations.json", "--seed", cfg.get("seed", 0)]
         recipe.step(

@@ -92,10 +92,27 @@ def extras(items: list[dict]) -> dict:
     return out
 
 
+def check_answer_cache(args: argparse.Namespace) -> None:
+    """The cached answers in --out belong to one model and generation setting: refuse to mix in another."""
+    settings = {"model": str(args.model.resolve()), "split": args.split, "dtype": args.dtype,
+                "max_new_tokens": args.max_new_tokens, "data": str(args.data.resolve())}  # fmt: skip
+    path = args.out / "answer_cache.json"
+    if path.is_file():
+        cached = json.loads(path.read_text())
+        if cached != settings:
+            changed = sorted(k for k in settings if cached.get(k) != settings[k])
+            raise SystemExit(
+                f"{args.out} holds answers cached with other settings ({', '.join(changed)}): "
+                "use another --out, or delete it to start over"
+            )
+    atomic_write_text(path, json.dumps(settings, indent=1))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.compare:
         return compare(args)
+    check_answer_cache(args)
     from transformers import AutoModel, AutoProcessor
 
     entries = load_entries(args.data, args.split)[: args.limit]
@@ -128,11 +145,16 @@ def main(argv: list[str] | None = None) -> int:
                 **(run | {"desc": "blind"}),
             )
             baselines["blind"] = scored_items(entries, blind, args.time_tolerance)
+    majority_reference = None
     if "majority" in wanted:
         try:
-            reference = load_entries(args.data, "train")
-        except (FileNotFoundError, ValueError):
-            reference = entries
+            reference, majority_reference = load_entries(args.data, "train"), "train split"
+        except (
+            FileNotFoundError,
+            ValueError,
+        ):  # no train split: the evaluated split's own majority (optimistic)
+            reference, majority_reference = entries, f"{args.split} split itself (no train split; optimistic)"
+            print(f"note: the majority baseline uses the {majority_reference}", file=sys.stderr)
         baselines["majority"] = majority_items(entries, reference, args.time_tolerance)
 
     meta = {
@@ -141,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         "split": args.split,
         "dtype": args.dtype,
         "time_tolerance_s": args.time_tolerance,
+        "majority_reference": majority_reference,
         "n_boot": args.n_boot,
         **extras(items),
     }

@@ -54,6 +54,8 @@ def install(work: Path, data: Path, n_examples: int) -> None:
     report = json.loads((work / "eval" / "report.json").read_text())
     correct = {it["id"] for it in report["items"] if it["score"] == 1.0}
     examples_dir = REPO_ROOT / "examples"
+    for old in examples_dir.glob("*.mp4"):  # the Space lists every clip here: keep only this install's
+        old.unlink()
     by_key: dict[tuple[str, str], list[tuple[float, str]]] = {}
     for clip in dict.fromkeys(Path(e["video"]).stem for e in entries):
         ids = [e["id"] for e in entries if Path(e["video"]).stem == clip]
@@ -95,7 +97,8 @@ def main() -> int:
     )
     p.add_argument("--examples", type=int, default=4)
     args = p.parse_args()
-    work, data = args.work, args.work / "data"
+    work = args.work.resolve()  # the steps run with the repo root as working directory
+    data = work / "data"
     ann = data / "annotations.json"
     recipe = Recipe(work / "timings.json")
     # fmt: off

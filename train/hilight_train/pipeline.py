@@ -1,5 +1,6 @@
 """Multi-step recipes (the default model, the ablations): each step is a script run in a child process,
-skipped when its output is complete, and timed into a JSON file, so an interrupted recipe resumes."""
+skipped when it finished before (a sentinel file its output folder gets once the script exits 0), and timed
+into a JSON file, so an interrupted recipe resumes (the scripts themselves resume from checkpoints)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from pathlib import Path
 
 from . import REPO_ROOT
 
+DONE = ".step-done"
+
 
 def is_complete(path: Path) -> bool:
-    """A finished model folder, evaluation or dataset (what each step writes last)."""
-    return any((path / name).is_file() for name in ("config.json", "report.json", "card.md"))
+    """The step that writes `path` finished: its script exited 0 (the sentinel is written only then)."""
+    return (path / DONE).is_file()
 
 
 class Recipe:
@@ -36,6 +39,7 @@ class Recipe:
         print(f"\n=== {name}: {' '.join(cmd)}", flush=True)
         start = time.time()
         subprocess.run(cmd, check=True, cwd=REPO_ROOT)
+        (output / DONE).write_text(" ".join(cmd) + "\n")
         self.timings[name] = round(time.time() - start, 1)
         self.timings_path.write_text(json.dumps(self.timings, indent=1))
 

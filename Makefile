@@ -1,6 +1,7 @@
 # hilight — two commands do all setup: `make demo` and `make test`.
-# Each target creates .venv when it is absent and installs what it needs into it. torch is pinned to the
-# CPU build first (an unpinned torch pulls a multi-GB CUDA build); the requirement files keep ranges.
+# Each target creates .venv when it is absent and installs what it needs into it. torch is pinned first to
+# 2.13.0, whose CPU build the project's machines hold locally (an unpinned torch pulls a multi-GB CUDA
+# build); the requirement files keep ranges so users elsewhere can bring their own build.
 
 PYTHON ?= python3
 VENV   := .venv

@@ -13,11 +13,7 @@ import av
 import numpy as np
 import torch
 
-import hilight_train  # noqa: F401  (registers the repo root as the package `hilight`)
-from hilight.configuration_hilight import HiLightConfig
-from hilight.modeling_hilight import HiLightForConditionalGeneration
-from hilight.processing_hilight import HiLightProcessor, HiLightVideoProcessor
-from hilight_train.tokenizer import train_tokenizer
+from hilight_train.model_folder import init_model_folder
 
 SENTENCES = [
     "Which balls were potted?",
@@ -35,12 +31,10 @@ def build_tiny_model(path: Path, num_frames: int = 4, seed: int = 0, **overrides
     greedy answers vary with the video and the question instead of repeating one token: tests that compare
     answers then compare something."""
     path = Path(path)
-    tokenizer = train_tokenizer(SENTENCES * 40, vocab_size=300)
-    config = HiLightConfig.from_preset(
-        "tiny", num_frames=num_frames, text_config={"vocab_size": len(tokenizer)}, **overrides
+    model, processor = init_model_folder(
+        None, SENTENCES * 40, preset="tiny", vocab_size=300, seed=seed, num_frames=num_frames, **overrides
     )
-    torch.manual_seed(seed)
-    model = HiLightForConditionalGeneration(config).eval()
+    tokenizer = processor.tokenizer
     generator = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():
         model.video_tower.temporal_embedding.normal_(std=0.1, generator=generator)
@@ -59,11 +53,6 @@ def build_tiny_model(path: Path, num_frames: int = 4, seed: int = 0, **overrides
         return i in keep or (i not in tokenizer.all_special_ids and text.isascii() and text.isprintable())
 
     model.generation_config.suppress_tokens = [i for i in range(len(tokenizer)) if not readable(i)]
-    processor = HiLightProcessor(
-        HiLightVideoProcessor(num_frames=num_frames),
-        tokenizer,
-        tokens_per_frame=config.token_mining_config.queries_per_frame,
-    )
     model.save_pretrained(path)
     processor.save_pretrained(path)
     return path

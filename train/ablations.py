@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 import yaml
 
+from hilight_train.files import atomic_write_text
 from hilight_train.pipeline import Recipe
-from hilight_train.report import atomic_write_text
 from hilight_train.training import load_model_and_processor, save_hub_folder
 
 

@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 
 from hilight_train.evaluation import load_entries, majority_items, run_answers, scored_items, shuffled_videos
+from hilight_train.files import atomic_write_text
 from hilight_train.report import (
-    atomic_write_text,
     build_report,
     compare_reports,
     plot_confusion,

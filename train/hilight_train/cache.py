@@ -37,6 +37,8 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from tqdm import tqdm
 
+from .files import atomic_write_text
+
 CACHE_FORMAT = "hilight-feature-cache/1"
 _CONFIG_NOISE = ("transformers_version", "architectures", "_name_or_path", "dtype", "torch_dtype", "auto_map")
 
@@ -47,12 +49,6 @@ class CacheMismatchError(ValueError):
 
 class CacheMissError(KeyError):
     """A clip is not in the cache (build it with train/cache_features.py)."""
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _clean_config(config: Any) -> dict[str, Any]:
@@ -119,7 +115,7 @@ class FeatureCache:
                 )
         elif create:
             self.root.mkdir(parents=True, exist_ok=True)
-            _atomic_write_text(path, json.dumps(fingerprint, indent=1, sort_keys=True))
+            atomic_write_text(path, json.dumps(fingerprint, indent=1, sort_keys=True))
         else:
             raise FileNotFoundError(f"no feature cache at {self.root} (missing fingerprint.json)")
         index_path = self.root / "index.json"
@@ -192,7 +188,7 @@ class FeatureCache:
         save_file(tensors, str(tmp), metadata={"format": "pt", "cache_format": CACHE_FORMAT})
         os.replace(tmp, self.root / name)
         self.index.update(dict.fromkeys(features, name))
-        _atomic_write_text(self.root / "index.json", json.dumps(self.index, indent=0, sort_keys=True))
+        atomic_write_text(self.root / "index.json", json.dumps(self.index, indent=0, sort_keys=True))
         return name
 
 

@@ -11,22 +11,12 @@ interval over clips (`hilight_train.stats`).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from .files import atomic_write_text
 from .stats import bootstrap_ci, paired_bootstrap_diff
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temporary file in the same folder and rename, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def summarize(items: list[dict[str, Any]], n_boot: int = 2000, seed: int = 0) -> dict[str, Any]:

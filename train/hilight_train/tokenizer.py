@@ -67,7 +67,9 @@ def train_tokenizer(
     tokenizer.train_from_iterator(texts, trainer=trainer)
     for expected_id, token in enumerate(SPECIAL_TOKENS):
         if tokenizer.token_to_id(token) != expected_id:
-            raise RuntimeError(f"special token {token} got id {tokenizer.token_to_id(token)}, expected {expected_id}")
+            raise RuntimeError(
+                f"special token {token} got id {tokenizer.token_to_id(token)}, expected {expected_id}"
+            )
     bos_id = tokenizer.token_to_id(BOS)
     tokenizer.post_processor = processors.TemplateProcessing(
         single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B", special_tokens=[(BOS, bos_id)]

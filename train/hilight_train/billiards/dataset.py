@@ -19,13 +19,13 @@ per-split files hold the same entries. Games alternate within a split (``games[k
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..files import atomic_write_text
 from .games import GAMES
 
 SPLITS = ("train", "val", "test")
@@ -75,12 +75,6 @@ def plan(
     return jobs
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def is_done(out: Path, job: ClipJob) -> bool:
     return (out / "records" / f"{job.clip_id}.json").exists() and (
         out / "videos" / f"{job.clip_id}.mp4"
@@ -110,7 +104,7 @@ def run_job(out: Path, job: ClipJob, cfg, timings: dict | None = None) -> str:
         "video": f"videos/{job.clip_id}.mp4",
         **record,
     }
-    _atomic_write_text(out / "records" / f"{job.clip_id}.json", json.dumps(record))
+    atomic_write_text(out / "records" / f"{job.clip_id}.json", json.dumps(record))
     return job.clip_id
 
 
@@ -147,9 +141,9 @@ def merge(out: Path, jobs: list[ClipJob], command: str = "") -> dict:
     entries = []
     for rec in records:
         entries.extend(entries_of(rec, rec["seed"] % (2**32)))
-    _atomic_write_text(out / "annotations.json", json.dumps(entries, indent=1))
+    atomic_write_text(out / "annotations.json", json.dumps(entries, indent=1))
     for split in SPLITS:
-        _atomic_write_text(
+        atomic_write_text(
             out / f"annotations_{split}.json",
             json.dumps([e for e in entries if e["split"] == split], indent=1),
         )
@@ -168,10 +162,10 @@ def merge(out: Path, jobs: list[ClipJob], command: str = "") -> dict:
         "events",
         "truth",
     )
-    _atomic_write_text(
+    atomic_write_text(
         out / "events.jsonl", "".join(json.dumps({k: r[k] for k in ev_keys}) + "\n" for r in records)
     )
-    _atomic_write_text(
+    atomic_write_text(
         out / "captions.jsonl",
         "".join(
             json.dumps(
@@ -188,7 +182,7 @@ def merge(out: Path, jobs: list[ClipJob], command: str = "") -> dict:
         ),
     )
     stats = card_stats(records, entries)
-    _atomic_write_text(out / "card.md", render_card(stats, command))
+    atomic_write_text(out / "card.md", render_card(stats, command))
     return stats
 
 

@@ -5,6 +5,7 @@ running the towers), a few steps of stages 0, 1 and 2 (LoRA and full), the overf
 bit for bit, resume equality, LoRA save/load/merge equality, DDP equality (2 gloo processes) and configs.
 """
 
+import copy
 import json
 import os
 import socket
@@ -28,6 +29,7 @@ from hilight_train.training import (
     assert_trainable_only,
     lm_linear_target_regex,
     load_model_and_processor,
+    load_processor,
     load_rows,
 )
 
@@ -431,3 +433,79 @@ def test_cache_features_cli_caches_every_clip_of_a_dataset(base_dir, engine_data
     )
     clips = len((engine_data / "captions.jsonl").read_text().splitlines())
     assert len(json.loads((tmp_path / "index.json").read_text())) == clips
+
+
+# ------------------------------------------------------------------------------- frame cache, towers e2e
+
+
+def test_frame_cache_gives_the_processors_pixels_exactly(base_dir, engine_data, tmp_path):
+    from hilight_train.frame_cache import FrameCache, FrameCacheMismatchError, open_frame_cache
+
+    video_processor = load_processor(base_dir).video_processor
+    videos = sorted(str(p) for p in (engine_data / "videos").glob("*.mp4"))[:4]
+    cache = open_frame_cache(tmp_path / "fc", video_processor, videos, workers=2, progress=False)
+    assert cache.missing(videos) == [] and len(list((tmp_path / "fc").glob("*.npy"))) == 4
+    from_files = video_processor(videos, return_tensors="pt")["pixel_values"]
+    from_cache = video_processor(cache.load(videos), return_tensors="pt")["pixel_values"]
+    assert from_cache.shape == from_files.shape and torch.equal(from_cache, from_files)
+    other = copy.deepcopy(video_processor)
+    other.num_frames = video_processor.num_frames + 1
+    with pytest.raises(FrameCacheMismatchError, match="num_frames"):
+        FrameCache(tmp_path / "fc", other)
+    fresh = FrameCache(tmp_path / "fc2", video_processor)  # a clip not cached yet is decoded on demand
+    assert torch.equal(
+        video_processor(fresh.load(videos[:1]), return_tensors="pt")["pixel_values"], from_files[:1]
+    )
+
+
+def test_merge_by_video_makes_one_conversation_per_clip(annotations):
+    from hilight_train.data import load_samples, merge_by_video
+
+    samples = [s for s in load_samples(annotations) if s.extra.get("split") == "train"]
+    merged = merge_by_video(samples, seed=0)
+    assert len(merged) == len({s.video for s in samples}) < len(samples)
+
+    def pairs(messages):
+        texts = [
+            m["content"] if isinstance(m["content"], str) else m["content"][-1]["text"] for m in messages
+        ]
+        return sorted(zip(texts[0::2], texts[1::2], strict=True))
+
+    for m in merged:
+        members = [s for s in samples if s.video == m.video]
+        assert [x["role"] for x in m.messages] == ["user", "assistant"] * len(members)
+        assert isinstance(m.messages[0]["content"], list) and m.messages[0]["content"][0] == {"type": "video"}
+        assert all(isinstance(x["content"], str) for x in m.messages[1:])  # the video comes once
+        assert pairs(m.messages) == sorted(p for s in members for p in pairs(s.messages))
+    again = merge_by_video(samples, seed=0)
+    assert [m.messages for m in again] == [m.messages for m in merged]
+    reseeded = merge_by_video(samples, seed=1)
+    assert [m.messages for m in reseeded] != [m.messages for m in merged]
+
+
+def test_stage2_trains_the_towers_end_to_end_from_the_frame_cache(base_dir, annotations, tmp_path):
+    out = tmp_path / "e2e"
+    argv = sft_argv(base_dir, annotations, out, max_train_samples=12, max_steps=2, save_strategy="no",
+                    use_feature_cache="false", use_frame_cache="true", frame_cache=tmp_path / "fc",
+                    merge_videos="true", train_towers="true", max_length=4096)  # fmt: skip
+    trainer = run_sft("stage2", *parse_args("stage2", argv))
+    assert trainer.state.global_step == 2 and len(list((tmp_path / "fc").glob("*.npy"))) >= 1
+    base, _ = load_model_and_processor(base_dir)
+    trained, _ = load_model_and_processor(out)
+    changed = {
+        "video_tower.patch_embedding.weight": True,
+        "image_tower.patch_embedding.weight": True,
+        "token_mining.output_fc1.weight": True,
+        "language_model.model.layers.0.mlp.up_proj.weight": True,
+        "video_tower.text_model.token_embedding.weight": False,  # contrastive-only parts stay as they were
+        "image_tower.text_model.token_embedding.weight": False,
+        "video_tower.logit_scale": False,
+    }
+    base_state, trained_state = base.state_dict(), trained.state_dict()
+    for name, should_change in changed.items():
+        assert (not torch.equal(base_state[name], trained_state[name])) == should_change, name
+
+    with pytest.raises(SystemExit, match="use_feature_cache false"):
+        build_trainer(
+            "stage2", *parse_args("stage2", sft_argv(base_dir, annotations, out, train_towers="true"))
+        )

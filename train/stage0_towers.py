@@ -6,6 +6,9 @@ from scratch; the paper preset loads pretrained towers instead (train/convert_of
         --captions data/billiards/captions.jsonl --output_dir outputs/tiny/stage0
     torchrun --nproc_per_node 2 train/stage0_towers.py --config ...      # DDP (gloo on CPU)
 
+``--frame_cache DIR`` decodes every clip once and trains each epoch from the stored frames (stage 0 runs the
+towers every step, so decoding would otherwise be paid every epoch).
+
 Without ``--model_name_or_path`` a fresh ``--preset`` model is built (``--model_overrides`` JSON merges into
 the preset) with a BPE tokenizer trained on the dataset's text; it is saved to ``<output_dir>/init`` first, so
 a resumed run starts from the same weights and tokenizer. The result is a Hub-style folder in ``output_dir``
@@ -29,6 +32,7 @@ from hilight_train.contrastive import (
     load_caption_rows,
     new_model,
 )
+from hilight_train.frame_cache import open_frame_cache
 from hilight_train.stages import with_device_default
 from hilight_train.training import (
     HiLightTrainer,
@@ -55,6 +59,13 @@ class Stage0Arguments:
     vocab_size: int = field(default=2048, metadata={"help": "BPE vocabulary of a fresh model's tokenizer."})
     tokenizer_corpus: str | None = field(
         default=None, metadata={"help": "Comma list of extra files whose text trains the tokenizer."}
+    )
+    frame_cache: str | None = field(
+        default=None,
+        metadata={
+            "help": "Frame cache folder: decode each clip once and read its frames from there every epoch "
+            "(hilight_train.frame_cache; the same pixel values)."
+        },
     )
     resume: bool = field(default=True, metadata={"help": "Continue from the last checkpoint in output_dir."})
 
@@ -86,11 +97,20 @@ def main(argv: list[str] | None = None) -> HiLightTrainer:
     model, processor = initial_model(args, output_dir, training_args.seed)
     model.set_trainable(video_tower=True, image_tower=True, token_mining=False, language_model=False)
     rows = load_caption_rows(args.captions, args.video_root, args.split or None, args.max_train_samples)
+    frames = None
+    if args.frame_cache:
+        with PartialState().main_process_first():
+            frames = open_frame_cache(
+                args.frame_cache,
+                processor.video_processor,
+                rows["video"],
+                progress=PartialState().is_main_process,
+            )
     trainer = HiLightTrainer(
         model=TowerContrastiveModel(model.video_tower, model.image_tower),
         args=training_args,
         train_dataset=rows,
-        data_collator=collator_for(model, processor),
+        data_collator=collator_for(model, processor, frames),
         callbacks=default_callbacks("HiLight stage 0 (tower InfoNCE)"),
     )
     trainer.train(resume_from_checkpoint=last_checkpoint(output_dir) if args.resume else None)

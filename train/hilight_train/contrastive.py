@@ -115,6 +115,7 @@ class ContrastiveCollator:
     video_text_length: int
     image_text_length: int
     eos_token_id: int
+    frame_cache: Any = None  # a FrameCache: decoded frames from disk instead of decoding the files
 
     def _ids(self, texts: list[str], length: int) -> torch.LongTensor:
         tok = self.processor.tokenizer
@@ -127,7 +128,9 @@ class ContrastiveCollator:
         return out
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        pixel_values = self.processor.video_processor([r["video"] for r in rows], return_tensors="pt")[
+        videos = [r["video"] for r in rows]
+        sources = self.frame_cache.load(videos) if self.frame_cache is not None else videos
+        pixel_values = self.processor.video_processor(sources, return_tensors="pt")[
             "pixel_values"
         ]  # (V, T, 3, H, W)
         T = pixel_values.shape[1]
@@ -139,7 +142,9 @@ class ContrastiveCollator:
         }
 
 
-def collator_for(model: HiLightForConditionalGeneration, processor: Any) -> ContrastiveCollator:
+def collator_for(
+    model: HiLightForConditionalGeneration, processor: Any, frame_cache: Any = None
+) -> ContrastiveCollator:
     vc, ic = model.config.video_config, model.config.image_config
     if vc.text_eos_token_id != ic.text_eos_token_id:
         raise ValueError(
@@ -152,7 +157,11 @@ def collator_for(model: HiLightForConditionalGeneration, processor: Any) -> Cont
             f"{vc.text_vocab_size}/{ic.text_vocab_size}; train a smaller tokenizer or enlarge text_vocab_size"
         )
     return ContrastiveCollator(
-        processor, vc.text_max_position_embeddings, ic.text_max_position_embeddings, vc.text_eos_token_id
+        processor,
+        vc.text_max_position_embeddings,
+        ic.text_max_position_embeddings,
+        vc.text_eos_token_id,
+        frame_cache,
     )
 
 

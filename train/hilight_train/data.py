@@ -16,9 +16,12 @@ and a path that escapes it (``..``, absolute paths, symlinks pointing outside) i
 from __future__ import annotations
 
 import json
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 VIDEO_MARKER = "<video>"
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi", ".mov")
@@ -129,3 +132,41 @@ def load_samples(path: str | Path, video_root: str | Path | None = None) -> list
     except json.JSONDecodeError as err:
         raise DatasetFormatError(f"{path}: not valid JSON or JSON Lines ({err})") from err
     return [parse_record(record, root, i) for i, record in enumerate(records)]
+
+
+def _text_of(content: list[dict[str, Any]] | str) -> str:
+    if isinstance(content, str):
+        return content
+    return " ".join(part["text"] for part in content if part.get("type") == "text")
+
+
+def merge_by_video(samples: list[Sample], seed: int = 0) -> list[Sample]:
+    """One multi-turn conversation per video: every sample about the same video, in an order shuffled per
+    video (seeded), the video attached to the first user turn only — LLaVA-style multi-turn training data.
+
+    A clip then goes through the vision towers once per step for all of its questions instead of once per
+    question, which is what makes training the towers end to end affordable on a CPU. Text-only samples are
+    kept as they are. Shape of the result: one ``Sample`` per distinct video, ids ``<first id>+<n-1>``.
+    """
+    groups: dict[Path, list[Sample]] = {}
+    out: list[Sample] = []
+    for s in samples:
+        if s.video is None:
+            out.append(s)
+        else:
+            groups.setdefault(s.video, []).append(s)
+    for video, members in groups.items():
+        order = np.random.default_rng([seed, zlib.crc32(str(video.name).encode())]).permutation(len(members))
+        messages: list[dict[str, Any]] = []
+        for rank, i in enumerate(order):
+            for m in members[i].messages:
+                if m["role"] == "user":
+                    text = _text_of(m["content"])
+                    content = [{"type": "video"}, {"type": "text", "text": text}] if rank == 0 else text
+                    messages.append({"role": "user", "content": content})
+                else:
+                    messages.append(dict(m))
+        first = members[order[0]]
+        sample_id = first.id if len(members) == 1 else f"{first.id}+{len(members) - 1}"
+        out.append(Sample(sample_id, messages, video, None, None, dict(first.extra)))
+    return out

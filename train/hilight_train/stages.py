@@ -29,6 +29,7 @@ from trl import SFTConfig, TrlParser
 
 from .cache import build_feature_cache, cache_fingerprint, fingerprint_id
 from .collator import HiLightCollator
+from .frame_cache import open_frame_cache
 from .training import (
     HiLightSFTTrainer,
     assert_trainable_only,
@@ -83,6 +84,23 @@ class SFTScriptArguments:
     cache_batch_size: int = field(
         default=4, metadata={"help": "Clips per tower forward when building the cache."}
     )
+    use_frame_cache: bool = field(
+        default=False,
+        metadata={
+            "help": "When the towers run (no feature cache): read decoded frames from a frame cache instead of "
+            "decoding the files every step (the same pixel values; hilight_train.frame_cache)."
+        },
+    )
+    frame_cache: str | None = field(
+        default=None, metadata={"help": "Frame cache folder (default: <train_data folder>/frame_cache)."}
+    )
+    merge_videos: bool = field(
+        default=False,
+        metadata={
+            "help": "One multi-turn conversation per video (all its questions, seeded order): the towers run "
+            "once per clip per step instead of once per question."
+        },
+    )
     cache_dtype: str = field(
         default="bfloat16",
         metadata={"help": "Storage dtype of cached features: bfloat16 or float32 (parity)."},
@@ -102,6 +120,13 @@ class Stage2ScriptArguments(SFTScriptArguments):
     lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout (paper: 0.05)."})
     train_token_mining: bool = field(
         default=True, metadata={"help": "Keep training TokenMining (from its loaded stage-1 weights)."}
+    )
+    train_towers: bool = field(
+        default=False,
+        metadata={
+            "help": "Also train both vision towers (their vision parts) end to end. Not in the paper (its towers "
+            "are pretrained and frozen); for towers trained from scratch. Needs --use_feature_cache false."
+        },
     )
 
 
@@ -148,6 +173,13 @@ def build_trainer(
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
     training_args = _prepare_training_args(training_args)
+    train_towers = getattr(script_args, "train_towers", False)
+    if train_towers and script_args.use_feature_cache:
+        raise SystemExit(
+            "--train_towers needs --use_feature_cache false (cached features are of frozen towers)"
+        )
+    if train_towers and script_args.lora:
+        raise SystemExit("--train_towers is for full fine-tuning; it cannot be combined with --lora")
     model, processor = load_model_and_processor(script_args.model_name_or_path)
     types = [t for t in (script_args.question_types or "").split(",") if t]
     rows = load_rows(
@@ -156,28 +188,41 @@ def build_trainer(
         split=script_args.split or None,
         types=types,
         limit=script_args.max_train_samples,
+        merge_videos=script_args.merge_videos,
+        seed=training_args.seed,
     )
     eval_rows = None
     if script_args.eval_split:
         eval_rows = load_rows(
-            script_args.train_data, script_args.video_root, split=script_args.eval_split, types=types
+            script_args.train_data,
+            script_args.video_root,
+            split=script_args.eval_split,
+            types=types,
+            merge_videos=script_args.merge_videos,
+            seed=training_args.seed,
         )
-    cache = None
+    all_videos = sorted(
+        {v for v in rows["video"] if v} | {v for v in (eval_rows or {"video": []})["video"] if v}
+    )
+    cache = frames = None
     if script_args.use_feature_cache:
         root = script_args.feature_cache or default_cache_dir(script_args.train_data, model, processor)
-        videos = sorted(
-            {v for v in rows["video"] if v} | {v for v in (eval_rows or {"video": []})["video"] if v}
-        )
         with PartialState().main_process_first():  # rank 0 builds; the others then find everything cached
             cache = build_feature_cache(
                 model,
                 processor,
-                videos,
+                all_videos,
                 root,
                 batch_size=script_args.cache_batch_size,
                 bf16=bool(training_args.bf16),
                 progress=PartialState().is_main_process,
                 dtype={"bfloat16": torch.bfloat16, "float32": torch.float32}[script_args.cache_dtype],
+            )
+    elif script_args.use_frame_cache:
+        root = script_args.frame_cache or Path(script_args.train_data).resolve().parent / "frame_cache"
+        with PartialState().main_process_first():
+            frames = open_frame_cache(
+                root, processor.video_processor, all_videos, progress=PartialState().is_main_process
             )
 
     peft_config = None
@@ -197,12 +242,22 @@ def build_trainer(
     else:
         model.set_trainable(language_model=True, token_mining=script_args.train_token_mining)
         allowed = ["language_model."] + (["token_mining."] if script_args.train_token_mining else [])
-        assert_trainable_only(model, allowed)
+        if train_towers:
+            model.set_trainable(video_tower=True, image_tower=True)
+            for tower in (model.video_tower, model.image_tower):  # contrastive-only parts get no gradient
+                if tower.text_model is not None:
+                    tower.text_model.requires_grad_(False)
+                    tower.logit_scale.requires_grad_(False)
+            allowed += ["video_tower.", "image_tower."]
+        names = assert_trainable_only(model, allowed)
+        stray = [n for n in names if ".text_model." in n or n.endswith("logit_scale")]
+        if stray:
+            raise RuntimeError(f"tower text encoders would train in stage 2: {stray[:5]}")
 
     trainer = HiLightSFTTrainer(
         model=model,
         args=training_args,
-        data_collator=HiLightCollator(processor, cache, max_length=training_args.max_length),
+        data_collator=HiLightCollator(processor, cache, frames, max_length=training_args.max_length),
         train_dataset=rows,
         eval_dataset=eval_rows,
         processing_class=processor,

@@ -37,7 +37,7 @@ import hilight_train
 from hilight.modeling_hilight import HiLightForConditionalGeneration
 from hilight.processing_hilight import HiLightProcessor
 
-from .data import Sample, load_samples
+from .data import Sample, load_samples, merge_by_video
 
 LOG_FILE = "log.jsonl"
 LOSS_CURVE_FILE = "loss_curve.png"
@@ -63,8 +63,11 @@ def load_rows(
     split: str | None = None,
     types: Iterable[str] | None = None,
     limit: int | None = None,
+    merge_videos: bool = False,
+    seed: int = 0,
 ) -> Dataset:
-    """Training rows from a conversation file, optionally one ``split`` and some question ``types`` only."""
+    """Training rows from a conversation file, optionally one ``split`` and some question ``types`` only;
+    with ``merge_videos`` one multi-turn conversation per video (``hilight_train.data.merge_by_video``)."""
     samples = load_samples(path, video_root)
     if split:
         samples = [s for s in samples if s.extra.get("split", split) == split]
@@ -73,6 +76,8 @@ def load_rows(
         samples = [s for s in samples if s.type in wanted]
     if limit is not None:
         samples = samples[:limit]
+    if merge_videos:
+        samples = merge_by_video(samples, seed)
     return rows_from_samples(samples)
 
 

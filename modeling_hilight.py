@@ -640,9 +640,14 @@ class HiLightForConditionalGeneration(HiLightPreTrainedModel, GenerationMixin):
     ) -> torch.Tensor | HiLightVideoFeatures:
         """Vision tokens (V, T*Q, H) of clips (V, T, 3, H, W); with `return_intermediates=True` a
         `HiLightVideoFeatures` that also holds the CLIP-ViP hidden states, the Long-CLIP frame embeddings
-        and the TokenMining attention weights (cache the first two to skip the frozen towers later)."""
+        and the TokenMining attention weights (cache the first two to skip the frozen towers later).
+
+        Pixels are cast to the towers' dtype, so a model loaded in bf16/fp16 takes the processor's fp32 output."""
+        pixel_values = pixel_values.to(self.video_tower.patch_embedding.weight.dtype)
         video_hidden_states = self.video_tower(pixel_values)  # (V, M + T*P, Dv)
-        frame_embeds = self.image_tower(pixel_values)  # (V, T, Di)
+        frame_embeds = self.image_tower(
+            pixel_values.to(self.image_tower.patch_embedding.weight.dtype)
+        )  # (V, T, Di)
         video_embeds, attn = self.token_mining(video_hidden_states, frame_embeds)  # (V, T*Q, H)
         if not return_intermediates:
             return video_embeds
@@ -673,7 +678,10 @@ class HiLightForConditionalGeneration(HiLightPreTrainedModel, GenerationMixin):
         if pixel_values is not None:
             return self.get_video_features(pixel_values)
         if video_hidden_states is not None:
-            return self.token_mining(video_hidden_states, frame_embeds)[0]
+            dtype = (
+                self.token_mining.output_fc1.weight.dtype
+            )  # cached features may be stored in another dtype
+            return self.token_mining(video_hidden_states.to(dtype), frame_embeds.to(dtype))[0]
         return video_embeds
 
     @property

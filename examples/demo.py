@@ -2,7 +2,9 @@
 
 Loads the repository itself the way a Hub user does (`AutoModel` / `AutoProcessor` with
 `trust_remote_code=True`), asks the questions listed in `examples/questions.json` and prints each
-answer beside the truth that the data engine recorded for that clip.
+answer beside the truth that the data engine recorded for that clip, marked right or wrong by the exact
+scorer of the evaluation (the answer is parsed back into facts and compared: "One in total." and "The player
+potted one ball." are the same answer).
 
     python examples/demo.py [--model DIR] [--max-new-tokens N]
 """
@@ -14,6 +16,7 @@ import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT / "train"))  # the exact scorer (numpy only; no training dependencies)
 MODEL_FILES = ("config.json", "model.safetensors", "tokenizer.json", "processor_config.json")
 
 
@@ -46,6 +49,8 @@ def main() -> int:
     import torch
     from transformers import AutoModel, AutoProcessor
 
+    from hilight_train.scoring import score_answer
+
     model = AutoModel.from_pretrained(args.model, trust_remote_code=True).eval()
     processor = AutoProcessor.from_pretrained(args.model, trust_remote_code=True)
     questions = json.loads(args.questions.read_text())
@@ -64,11 +69,14 @@ def main() -> int:
             0
         ].strip()
         seconds = time.perf_counter() - start
+        right = score_answer(item["type"], item["facts"], answer)["score"] == 1.0
+        correct += right
         print(f"[{item['clip']}] Q: {item['question']}")
-        print(f"    model: {answer}   ({seconds:.2f} s)")
+        print(f"    model: {answer}   ({'right' if right else 'wrong'}, {seconds:.2f} s)")
         print(f"    truth: {item['answer']}")
-        correct += answer == item["answer"]
-    print(f"{correct}/{len(questions)} answers equal the truth word for word.")
+    print(
+        f"{correct}/{len(questions)} answers right (exact facts; caption questions need every event right)."
+    )
     return 0
 
 

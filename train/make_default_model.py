@@ -6,8 +6,10 @@ Steps (each skipped when its output is already complete, so re-running resumes):
     stage0   train/stage0_towers.py    BPE tokenizer + contrastive pretraining of both towers from scratch
     stage1   train/stage1_align.py     TokenMining alignment from the feature cache (towers, LM frozen)
     stage2   train/stage2_sft.py       instruction tuning (full fine-tuning of the small LM + TokenMining)
-    eval     train/evaluate.py         exact scores on the test split with majority and blind baselines
-    install  copy the model files to the repo root, pick example clips, write examples/questions.json
+    export   the shipped form of stage 2: bf16 weights, the towers' text encoders (stage 0 only) dropped
+    eval     train/evaluate.py         exact scores of the exported model on the test split, with majority and
+                                       blind baselines
+    install  copy the exported model to the repo root, pick example clips, write examples/questions.json
 
     python train/make_default_model.py --work outputs/default [--clips 1500] [--install]
 
@@ -22,7 +24,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from hilight_train.pipeline import Recipe
+from hilight_train.model_folder import export_inference_folder
+from hilight_train.pipeline import DONE, Recipe, is_complete
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TRAIN = REPO_ROOT / "train"
@@ -39,9 +42,13 @@ MODEL_FILES = (
 )
 
 
+# What the demo asks about each example clip (the first three of these the clip has questions for).
+DEMO_TYPES = ("potted_balls", "foul_reason", "first_contact", "cue_after_contact", "potted_count", "foul")
+
+
 def install(work: Path, data: Path, n_examples: int) -> None:
-    """Copy the trained model to the repo root and pick example clips (one per game and camera)."""
-    model = work / "stage2"
+    """Copy the exported model to the repo root and pick example clips (one per game and camera)."""
+    model = work / "final"
     for name in MODEL_FILES:
         shutil.copy2(model / name, REPO_ROOT / name)
     for code in sorted(model.glob("*_hilight.py")):
@@ -74,10 +81,19 @@ def install(work: Path, data: Path, n_examples: int) -> None:
     for clip, game, camera in chosen:
         name = f"{game}_{camera}.mp4"
         shutil.copy2(data / "videos" / f"{clip}.mp4", examples_dir / name)
-        for e in [x for x in entries if Path(x["video"]).stem == clip][:3]:
+        for e in sorted(
+            (x for x in entries if Path(x["video"]).stem == clip and x["type"] in DEMO_TYPES),
+            key=lambda x: DEMO_TYPES.index(x["type"]),
+        )[:3]:
             q = e["conversations"][0]["value"].replace("<video>", "").strip()
             questions.append(
-                {"clip": name, "question": q, "answer": e["conversations"][1]["value"], "type": e["type"]}
+                {
+                    "clip": name,
+                    "question": q,
+                    "answer": e["conversations"][1]["value"],
+                    "type": e["type"],
+                    "facts": e["facts"],
+                }
             )
     (examples_dir / "questions.json").write_text(json.dumps(questions, indent=1) + "\n")
     print(f"installed the model at the repo root and {len(chosen)} example clips: {[c[0] for c in chosen]}")
@@ -113,7 +129,10 @@ def main() -> int:
     recipe.step("stage2", work / "stage2", "stage2_sft.py", "--config", "train/configs/tiny/stage2.yaml",
                 "--model_name_or_path", work / "stage1", "--train_data", ann, "--output_dir", work / "stage2",
                 "--num_train_epochs", args.stage2_epochs)
-    recipe.step("eval", work / "eval", "evaluate.py", "--model", work / "stage2", "--data", data,
+    if not is_complete(work / "final"):
+        export_inference_folder(work / "stage2", work / "final")
+        (work / "final" / DONE).write_text("export_inference_folder(stage2, final)\n")
+    recipe.step("eval", work / "eval", "evaluate.py", "--model", work / "final", "--data", data,
                 "--split", "test", "--out", work / "eval")
     # fmt: on
     print(f"wall time of all steps: {recipe.total_seconds:.0f} s ({json.dumps(recipe.timings)})")

@@ -62,3 +62,32 @@ def init_model_folder(
         model.save_pretrained(out)
         processor.save_pretrained(out)
     return model, processor
+
+
+def _tower_text_key(name: str) -> bool:
+    tower, _, rest = name.partition(".")
+    return tower in ("video_tower", "image_tower") and (
+        rest.startswith("text_model.") or rest == "logit_scale"
+    )
+
+
+def export_inference_folder(
+    src: str | Path, out: str | Path, dtype: torch.dtype = torch.bfloat16
+) -> tuple[HiLightForConditionalGeneration, HiLightProcessor]:
+    """The shipped form of a trained model: the towers' text encoders dropped (contrastive pretraining only,
+    never used to answer) and the weights stored in ``dtype``. Every other tensor is copied exactly (up to the
+    dtype); a missing or unexpected key is an error. Returns the exported model and processor."""
+    model = HiLightForConditionalGeneration.from_pretrained(str(src), dtype=torch.float32)
+    processor = HiLightProcessor.from_pretrained(str(src), trust_remote_code=True)
+    config = HiLightConfig.from_dict(model.config.to_dict())
+    config.video_config.use_text_encoder = False
+    config.image_config.use_text_encoder = False
+    slim = HiLightForConditionalGeneration(config)
+    state = {k: v for k, v in model.state_dict().items() if not _tower_text_key(k)}
+    result = slim.load_state_dict(state, strict=True)  # raises on any missing/unexpected key
+    assert not result.missing_keys and not result.unexpected_keys
+    slim = slim.to(dtype).eval()
+    out = Path(out)
+    slim.save_pretrained(out)
+    processor.save_pretrained(out)
+    return slim, processor

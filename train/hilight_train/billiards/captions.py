@@ -26,8 +26,7 @@ import re
 import numpy as np
 
 from .games import ball_phrase
-from .phrases import NUMBER_WORDS, plural, pocket_phrase, region_phrase
-from .rules import REASON_PHRASES
+from .phrases import NUMBER_WORDS, REASON_PHRASES, plural, pocket_phrase, region_phrase
 
 
 def _pick(rng: np.random.Generator, options: list[str]) -> str:

@@ -45,8 +45,7 @@ import re
 
 from .captions import parse_caption
 from .games import sort_balls
-from .phrases import NUMBER_WORDS
-from .rules import REASON_PHRASES
+from .phrases import NUMBER_WORDS, REASON_PHRASES
 
 _COLOURS = ("yellow", "green", "brown", "blue", "pink", "black")
 _COUNT_WORDS = {w: i for i, w in enumerate(NUMBER_WORDS)} | {"a": 1, "an": 1, "zero": 0, "none": 0}

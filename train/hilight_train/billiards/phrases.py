@@ -64,3 +64,15 @@ REGION_PHRASES = {
 
 def region_phrase(region: str) -> str:
     return REGION_PHRASES.get(region, f"in the {region} area of the table")
+
+
+# Why a shot was a foul, in words (keys are the `reason` codes of the facts schema in parse.py).
+REASON_PHRASES = {
+    "scratch": "the cue ball went into a pocket",
+    "no-contact": "the cue ball missed every object ball",
+    "wrong-ball-first": "the cue ball hit the wrong ball first",
+    "no-rail": "no ball reached a cushion after contact",
+    "illegal-8-ball": "the 8-ball was potted illegally",
+    "wrong-ball-potted": "a ball that was not on was potted",
+    "bad-break": "the break did not drive four balls to a cushion or pot a ball",
+}

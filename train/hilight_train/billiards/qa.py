@@ -14,8 +14,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from .games import ball_phrase
-from .phrases import balls_phrase, balls_short, number_word, plural, pocket_phrase, region_phrase
-from .rules import REASON_PHRASES
+from .phrases import (
+    REASON_PHRASES,
+    balls_phrase,
+    balls_short,
+    number_word,
+    plural,
+    pocket_phrase,
+    region_phrase,
+)
 
 POOL = ("9ball", "8ball", "snooker")
 CAROM = ("3cushion",)

@@ -47,15 +47,6 @@ _REASON_MAP = {
     "4 rails must be contacted, or 1 ball potted": "bad-break",
 }
 
-REASON_PHRASES = {
-    "scratch": "the cue ball went into a pocket",
-    "no-contact": "the cue ball missed every object ball",
-    "wrong-ball-first": "the cue ball hit the wrong ball first",
-    "no-rail": "no ball reached a cushion after contact",
-    "illegal-8-ball": "the 8-ball was potted illegally",
-    "wrong-ball-potted": "a ball that was not on was potted",
-    "bad-break": "the break did not drive four balls to a cushion or pot a ball",
-}
 
 _EIGHT_GROUPS = {
     "undecided": EightGroup.UNDECIDED,

@@ -509,3 +509,22 @@ def test_stage2_trains_the_towers_end_to_end_from_the_frame_cache(base_dir, anno
         build_trainer(
             "stage2", *parse_args("stage2", sft_argv(base_dir, annotations, out, train_towers="true"))
         )
+
+
+def test_tower_probe_features_and_linear_probe(base_dir, engine_data):
+    from probe_towers import clip_features, probe  # train/ is on sys.path
+
+    model, processor = load_model_and_processor(base_dir)
+    videos = sorted(str(p) for p in (engine_data / "videos").glob("*.mp4"))[:3]
+    feats = clip_features(model.eval(), processor, videos, None, batch=2)
+    T, Dv = model.config.num_frames, model.config.video_config.hidden_size
+    assert feats["video_special"].shape == (3, (1 + model.config.video_config.num_proxy_tokens) * Dv)
+    assert feats["video_frames"].shape == (3, T * Dv)
+    assert feats["image_frames"].shape == (3, T * model.config.image_config.projection_dim)
+    assert feats["vision_tokens"].shape == (3, model.config.text_config.hidden_size)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(400, 16, generator=g)
+    y = (x[:, 3] > 0).long()  # linearly separable: the probe finds it
+    assert probe(x[:300], y[:300], x[300:], y[300:], 2) > 0.95
+    noise = torch.randint(0, 2, (400,), generator=g)  # labels unrelated to x: no better than chance
+    assert probe(x[:300], noise[:300], x[300:], noise[300:], 2) < 0.7

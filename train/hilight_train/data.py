@@ -158,11 +158,12 @@ def merge_by_video(samples: list[Sample], seed: int = 0) -> list[Sample]:
     for video, members in groups.items():
         order = np.random.default_rng([seed, zlib.crc32(str(video.name).encode())]).permutation(len(members))
         messages: list[dict[str, Any]] = []
-        for rank, i in enumerate(order):
+        for i in order:
             for m in members[i].messages:
                 if m["role"] == "user":
                     text = _text_of(m["content"])
-                    content = [{"type": "video"}, {"type": "text", "text": text}] if rank == 0 else text
+                    first_turn = not messages
+                    content = [{"type": "video"}, {"type": "text", "text": text}] if first_turn else text
                     messages.append({"role": "user", "content": content})
                 else:
                     messages.append(dict(m))

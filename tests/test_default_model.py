@@ -105,11 +105,11 @@ def test_loads_from_a_copy_of_the_repo(from_repo, tmp_path):
     assert got["answers"] == from_repo["answers"] and got["logits"] == from_repo["logits"]
 
 
-def test_loads_as_motern_hilight_from_an_offline_hub_cache(from_repo, tmp_path):
-    """The design card's own line, `from_pretrained("motern/hilight", trust_remote_code=True)`, resolved from a
-    Hub cache laid out as huggingface_hub writes it (blobs, snapshots/<commit>, refs/main) with HF_HUB_OFFLINE=1."""
+def _hub_cache(root: Path) -> Path:
+    """A Hub cache holding this repo as "motern/hilight", laid out as huggingface_hub writes it (blobs,
+    snapshots/<commit> of symlinks, refs/main)."""
     commit = "0123456789abcdef0123456789abcdef01234567"
-    repo_dir = tmp_path / "hub" / ("models--" + HUB_ID.replace("/", "--"))
+    repo_dir = root / ("models--" + HUB_ID.replace("/", "--"))
     snapshot = repo_dir / "snapshots" / commit
     (repo_dir / "blobs").mkdir(parents=True)
     snapshot.mkdir(parents=True)
@@ -119,10 +119,33 @@ def test_loads_as_motern_hilight_from_an_offline_hub_cache(from_repo, tmp_path):
         blob = repo_dir / "blobs" / f"blob{i:04d}"
         shutil.copy2(REPO / name, blob)
         (snapshot / name).symlink_to(os.path.relpath(blob, snapshot))
-    got = _probe(
-        HUB_ID, {"HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HOME": str(tmp_path / "home")}, cwd=tmp_path
-    )
+    return root
+
+
+def test_loads_as_motern_hilight_from_an_offline_hub_cache(from_repo, tmp_path):
+    """The design card's own line, `from_pretrained("motern/hilight", trust_remote_code=True)`, resolved from
+    the Hub cache with HF_HUB_OFFLINE=1."""
+    hub = _hub_cache(tmp_path / "hub")
+    got = _probe(HUB_ID, {"HF_HUB_CACHE": str(hub), "HF_HOME": str(tmp_path / "home")}, cwd=tmp_path)
     assert got["answers"] == from_repo["answers"] and got["logits"] == from_repo["logits"]
+
+
+def test_readme_usage_snippet_runs_as_written(tmp_path):
+    """The first Python block of the README's usage section, unchanged, from the repo folder (its example
+    clip path is relative to it), with "motern/hilight" served by the offline Hub cache."""
+    readme = (REPO / "README.md").read_text()
+    usage = readme[readme.index("## Usage in Python") :]
+    snippet = usage[
+        usage.index("```python") + len("```python") : usage.index("```", usage.index("```python") + 9)
+    ]
+    assert 'from_pretrained("motern/hilight", trust_remote_code=True)' in snippet
+    hub = _hub_cache(tmp_path / "hub")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(hub), "HF_HOME": str(tmp_path / "home")}
+    result = subprocess.run(
+        [sys.executable, "-c", snippet], capture_output=True, text=True, timeout=300, env=env, cwd=REPO
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip(), "the snippet printed no answer"
 
 
 def test_demo_answers_every_example_question():

@@ -24,10 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hilight.configuration_hilight import HiLightConfig
-from hilight.modeling_hilight import HiLightForConditionalGeneration
-from hilight.processing_hilight import HiLightVideoProcessor
 from hilight_train.frame_cache import FrameCache
+from hilight_train.model_folder import HiLightConfig, HiLightForConditionalGeneration, HiLightVideoProcessor
 
 FACT = "cue_rest_region"
 

@@ -678,9 +678,8 @@ class HiLightForConditionalGeneration(HiLightPreTrainedModel, GenerationMixin):
         if pixel_values is not None:
             return self.get_video_features(pixel_values)
         if video_hidden_states is not None:
-            dtype = (
-                self.token_mining.output_fc1.weight.dtype
-            )  # cached features may be stored in another dtype
+            # cached features may be stored in another dtype than TokenMining's
+            dtype = self.token_mining.output_fc1.weight.dtype
             return self.token_mining(video_hidden_states.to(dtype), frame_embeds.to(dtype))[0]
         return video_embeds
 

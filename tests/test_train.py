@@ -528,3 +528,17 @@ def test_tower_probe_features_and_linear_probe(base_dir, engine_data):
     assert probe(x[:300], y[:300], x[300:], y[300:], 2) > 0.95
     noise = torch.randint(0, 2, (400,), generator=g)  # labels unrelated to x: no better than chance
     assert probe(x[:300], noise[:300], x[300:], noise[300:], 2) < 0.7
+
+
+def test_export_drops_only_the_tower_text_encoders_and_casts(base_dir, tmp_path):
+    from hilight_train.model_folder import export_inference_folder
+
+    export_inference_folder(base_dir, tmp_path / "export")
+    full = load_file(str(base_dir / "model.safetensors"))
+    slim = load_file(str(tmp_path / "export" / "model.safetensors"))
+    dropped = {k for k in full if ".text_model." in k or k.endswith("logit_scale")}
+    assert dropped and set(slim) == set(full) - dropped
+    assert all(v.dtype == torch.bfloat16 for v in slim.values())
+    assert all(torch.equal(slim[k], full[k].to(torch.bfloat16)) for k in slim)
+    model = HiLightForConditionalGeneration.from_pretrained(str(tmp_path / "export"))
+    assert model.video_tower.text_model is None and model.image_tower.text_model is None

@@ -13,18 +13,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from make_default_model import MODEL_FILES  # train/ is on sys.path (pytest's pythonpath)
 
 REPO = Path(__file__).resolve().parents[1]
 HUB_ID = "motern/hilight"
-# What a Hub user downloads: the model files and the root code files (auto_map points at the latter).
+# What a Hub user downloads: the model files `make default-model` installs and the root code files (auto_map
+# points at the latter).
 SHIPPED = (
-    "config.json",
-    "generation_config.json",
-    "model.safetensors",
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "chat_template.jinja",
-    "processor_config.json",
+    *MODEL_FILES,
     "configuration_hilight.py",
     "modeling_hilight.py",
     "processing_hilight.py",

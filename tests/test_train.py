@@ -542,3 +542,20 @@ def test_export_drops_only_the_tower_text_encoders_and_casts(base_dir, tmp_path)
     assert all(torch.equal(slim[k], full[k].to(torch.bfloat16)) for k in slim)
     model = HiLightForConditionalGeneration.from_pretrained(str(tmp_path / "export"))
     assert model.video_tower.text_model is None and model.image_tower.text_model is None
+
+
+def test_recipe_runs_an_in_process_step_once_and_times_it(tmp_path):
+    from hilight_train.pipeline import DONE, Recipe
+
+    calls = []
+
+    def make(folder):
+        folder.mkdir()
+        calls.append(folder)
+
+    recipe = Recipe(tmp_path / "timings.json")
+    recipe.call("export", tmp_path / "out", make, tmp_path / "out")
+    again = Recipe(tmp_path / "timings.json")  # a re-run resumes: the finished step is skipped
+    again.call("export", tmp_path / "out", make, tmp_path / "out")
+    assert calls == [tmp_path / "out"] and (tmp_path / "out" / DONE).is_file()
+    assert "export" in json.loads((tmp_path / "timings.json").read_text())

@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 from hilight_train.model_folder import export_inference_folder
-from hilight_train.pipeline import DONE, Recipe, is_complete
+from hilight_train.pipeline import Recipe
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TRAIN = REPO_ROOT / "train"
@@ -129,9 +129,7 @@ def main() -> int:
     recipe.step("stage2", work / "stage2", "stage2_sft.py", "--config", "train/configs/tiny/stage2.yaml",
                 "--model_name_or_path", work / "stage1", "--train_data", ann, "--output_dir", work / "stage2",
                 "--num_train_epochs", args.stage2_epochs)
-    if not is_complete(work / "final"):
-        export_inference_folder(work / "stage2", work / "final")
-        (work / "final" / DONE).write_text("export_inference_folder(stage2, final)\n")
+    recipe.call("export", work / "final", export_inference_folder, work / "stage2", work / "final")
     recipe.step("eval", work / "eval", "evaluate.py", "--model", work / "final", "--data", data,
                 "--split", "test", "--out", work / "eval")
     # fmt: on

@@ -37,7 +37,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from tqdm import tqdm
 
-from .files import atomic_write_text
+from .files import ContentKeys, atomic_write_text
 
 CACHE_FORMAT = "hilight-feature-cache/1"
 _CONFIG_NOISE = ("transformers_version", "architectures", "_name_or_path", "dtype", "torch_dtype", "auto_map")
@@ -121,7 +121,7 @@ class FeatureCache:
         index_path = self.root / "index.json"
         self.index: dict[str, str] = json.loads(index_path.read_text()) if index_path.exists() else {}
         self._handles: dict[str, Any] = {}
-        self._keys: dict[tuple[str, int, int], str] = {}
+        self._keys = ContentKeys()
 
     @classmethod
     def for_model(cls, root: str | Path, model: torch.nn.Module, processor: Any, create: bool = False):
@@ -131,12 +131,7 @@ class FeatureCache:
     # -- keys --------------------------------------------------------------------------------------------
     def key(self, video: str | Path) -> str:
         """SHA-256 of the file's bytes (memoised per path, size and mtime)."""
-        path = Path(video).resolve()
-        stat = path.stat()
-        memo = (str(path), stat.st_size, stat.st_mtime_ns)
-        if memo not in self._keys:
-            self._keys[memo] = hashlib.sha256(path.read_bytes()).hexdigest()
-        return self._keys[memo]
+        return self._keys(video)
 
     def __contains__(self, video: str | Path) -> bool:
         return self.key(video) in self.index

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -16,3 +17,19 @@ def atomic_write_text(path: Path, text: str) -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
     os.replace(tmp, path)
+
+
+class ContentKeys:
+    """SHA-256 of a file's bytes, memoised per (resolved path, size, mtime): the key under which the feature
+    cache and the frame cache store a clip, so renaming a dataset keeps its caches and an edited clip misses."""
+
+    def __init__(self):
+        self._memo: dict[tuple[str, int, int], str] = {}
+
+    def __call__(self, path: str | Path) -> str:
+        path = Path(path).resolve()
+        stat = path.stat()
+        memo = (str(path), stat.st_size, stat.st_mtime_ns)
+        if memo not in self._memo:
+            self._memo[memo] = hashlib.sha256(path.read_bytes()).hexdigest()
+        return self._memo[memo]

@@ -17,7 +17,6 @@ missing ones. Opening a folder built with other sampling settings raises ``Frame
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterable, Sequence
@@ -28,7 +27,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from .files import atomic_write_text
+from .files import ContentKeys, atomic_write_text
 
 FRAME_CACHE_FORMAT = "hilight-frame-cache/1"
 
@@ -44,10 +43,6 @@ def frame_fingerprint(video_processor: Any) -> dict[str, Any]:
         "num_frames": int(video_processor.num_frames),
         "do_sample_frames": bool(video_processor.do_sample_frames),
     }
-
-
-def file_sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 class FrameCache:
@@ -68,16 +63,7 @@ class FrameCache:
         else:
             self.root.mkdir(parents=True, exist_ok=True)
             atomic_write_text(path, json.dumps(fingerprint, indent=1, sort_keys=True))
-        self._keys: dict[tuple[str, int, int], str] = {}
-
-    def key(self, video: str | Path) -> str:
-        """SHA-256 of the file's bytes (memoised per path, size and mtime)."""
-        path = Path(video).resolve()
-        stat = path.stat()
-        memo = (str(path), stat.st_size, stat.st_mtime_ns)
-        if memo not in self._keys:
-            self._keys[memo] = file_sha256(path)
-        return self._keys[memo]
+        self.key = ContentKeys()  # SHA-256 of the file's bytes, memoised per path, size and mtime
 
     def _file(self, video: str | Path) -> Path:
         return self.root / f"{self.key(video)}.npy"

@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from . import REPO_ROOT
@@ -32,14 +33,22 @@ class Recipe:
 
     def step(self, name: str, output: Path, script: str, *args: object) -> None:
         """Run `train/<script> args...` unless `output` is already complete."""
+        cmd = [sys.executable, str(REPO_ROOT / "train" / script), *map(str, args)]
+        self._run(name, output, " ".join(cmd), lambda: subprocess.run(cmd, check=True, cwd=REPO_ROOT))
+
+    def call(self, name: str, output: Path, function: Callable[..., object], *args: object) -> None:
+        """Run `function(*args)` in this process unless `output` is already complete (a quick step)."""
+        what = f"{function.__name__}({', '.join(map(str, args))})"
+        self._run(name, output, what, lambda: function(*args))
+
+    def _run(self, name: str, output: Path, what: str, run: Callable[[], object]) -> None:
         if is_complete(output):
             print(f"=== {name}: done earlier ({output})", flush=True)
             return
-        cmd = [sys.executable, str(REPO_ROOT / "train" / script), *map(str, args)]
-        print(f"\n=== {name}: {' '.join(cmd)}", flush=True)
+        print(f"\n=== {name}: {what}", flush=True)
         start = time.time()
-        subprocess.run(cmd, check=True, cwd=REPO_ROOT)
-        (output / DONE).write_text(" ".join(cmd) + "\n")
+        run()
+        (output / DONE).write_text(what + "\n")
         self.timings[name] = round(time.time() - start, 1)
         self.timings_path.write_text(json.dumps(self.timings, indent=1))
 

@@ -683,10 +683,9 @@ class HiLightChatSession:
 
     def _patch_grid(self, relevance: np.ndarray, num_frames: int) -> np.ndarray:
         """The patch part of a CLIP-ViP token vector (L,) as (T, gh, gw); the leading tokens dropped."""
-        vc = self.model.config.video_config
-        side = vc.image_size // vc.patch_size
-        patches = relevance[relevance.shape[0] - num_frames * side * side :]
-        return patches.reshape(num_frames, side, side)  # (T, gh, gw)
+        gh, gw = self.model.config.video_config.grid_size
+        patches = relevance[relevance.shape[0] - num_frames * gh * gw :]
+        return patches.reshape(num_frames, gh, gw)  # (T, gh, gw)
 
 
 def chat(

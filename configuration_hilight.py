@@ -42,11 +42,32 @@ def _check_heads(config: PreTrainedConfig, width: str, heads: str) -> None:
 
 
 def _check_patches(config: PreTrainedConfig) -> None:
-    if config.image_size % config.patch_size != 0:
+    for name in ("image_size", "image_width"):
+        side = getattr(config, name)
+        if side is not None and side % config.patch_size != 0:
+            raise ValueError(
+                f"{type(config).__name__}.{name} ({side}) must be a multiple of patch_size ({config.patch_size})."
+            )
+    if config.image_width is not None and config.image_width <= 0:
         raise ValueError(
-            f"{type(config).__name__}.image_size ({config.image_size}) must be a multiple of "
-            f"patch_size ({config.patch_size})."
+            f"{type(config).__name__}.image_width must be positive or None, got {config.image_width}."
         )
+    if config.patch_embed not in PATCH_EMBEDS:
+        raise ValueError(
+            f"{type(config).__name__}.patch_embed must be one of {PATCH_EMBEDS}, got {config.patch_embed!r}."
+        )
+    if config.patch_embed == "conv_stem":
+        channels = config.stem_channels or []
+        stride = config.stem_stride * 2 ** (len(channels) - 1) if channels else 0
+        if any(c <= 0 for c in channels) or config.stem_stride < 2 or stride != config.patch_size:
+            raise ValueError(
+                f"{type(config).__name__}: a conv_stem's strides (stem_stride {config.stem_stride}, then 2 per "
+                f"further conv of stem_channels={config.stem_channels}) must multiply to patch_size "
+                f"({config.patch_size})."
+            )
+
+
+PATCH_EMBEDS = ("patch_conv", "conv_stem")
 
 
 @strict
@@ -59,8 +80,19 @@ class HiLightVideoConfig(PreTrainedConfig):
         num_hidden_layers (`int`, defaults to 12): number of pre-LN transformer layers.
         num_attention_heads (`int`, defaults to 12): attention heads per layer.
         patch_size (`int`, defaults to 16): side of the square patches (conv stride, no bias).
-        image_size (`int`, defaults to 224): frame side in pixels; ``(image_size // patch_size) ** 2`` patches
-            per frame.
+        image_size (`int`, defaults to 224): frame side (height) in pixels; ``(image_size // patch_size) ** 2``
+            patches per square frame.
+        image_width (`int`, *optional*): frame width in pixels when frames are not square (then
+            ``image_size`` is the height); ``None`` = square frames of side ``image_size``.
+        patch_embed (`str`, defaults to `"patch_conv"`): how pixels become patch tokens. ``"patch_conv"`` is the
+            official single ``patch_size`` x ``patch_size`` convolution (pretrained and converted weights).
+            ``"conv_stem"`` is a small convolutional stem for towers trained from scratch: ``len(stem_channels)``
+            stride-2 3x3 convolutions (each + GroupNorm + ReLU) and a 1x1 convolution to ``hidden_size``, giving
+            the same token grid.
+        stem_channels (`list[int]`, *optional*): widths of the stem's convolutions (``conv_stem`` only);
+            ``stem_stride * 2 ** (len(stem_channels) - 1)`` must equal ``patch_size``.
+        stem_stride (`int`, defaults to 2): stride of the stem's first convolution (a 3x3 conv when 2, else a
+            ``stem_stride``-square patchify conv); the others have stride 2.
         num_channels (`int`, defaults to 3): input channels.
         num_proxy_tokens (`int`, defaults to 3): learned video proxy tokens ("added_cls" in CLIP-ViP) placed
             after CLS; the leading block is ``1 + num_proxy_tokens`` tokens that attend to everything, while a
@@ -93,6 +125,10 @@ class HiLightVideoConfig(PreTrainedConfig):
     num_attention_heads: int = 12
     patch_size: int = 16
     image_size: int = 224
+    image_width: int | None = None
+    patch_embed: Literal["patch_conv", "conv_stem"] = "patch_conv"
+    stem_channels: list[int] | None = None
+    stem_stride: int = 2
     num_channels: int = 3
     num_proxy_tokens: int = 3
     num_frames: int = 12
@@ -110,9 +146,20 @@ class HiLightVideoConfig(PreTrainedConfig):
     logit_scale_init_value: float = 2.6592
 
     @property
+    def frame_size(self) -> tuple[int, int]:
+        """(height, width) of the frames the tower takes."""
+        return self.image_size, self.image_width or self.image_size
+
+    @property
+    def grid_size(self) -> tuple[int, int]:
+        """Patch rows and columns per frame."""
+        return tuple(side // self.patch_size for side in self.frame_size)
+
+    @property
     def num_patches(self) -> int:
         """Patch tokens per frame."""
-        return (self.image_size // self.patch_size) ** 2
+        rows, cols = self.grid_size
+        return rows * cols
 
     @property
     def num_leading_tokens(self) -> int:
@@ -145,7 +192,18 @@ class HiLightImageConfig(PreTrainedConfig):
         num_hidden_layers (`int`, defaults to 12): number of residual attention blocks.
         num_attention_heads (`int`, defaults to 12): heads per block (width // 64 in Long-CLIP).
         patch_size (`int`, defaults to 16): patch side (conv kernel and stride, no bias).
-        image_size (`int`, defaults to 224): frame side in pixels.
+        image_size (`int`, defaults to 224): frame side (height) in pixels.
+        image_width (`int`, *optional*): frame width in pixels when frames are not square (then
+            ``image_size`` is the height); ``None`` = square frames of side ``image_size``.
+        patch_embed (`str`, defaults to `"patch_conv"`): how pixels become patch tokens. ``"patch_conv"`` is the
+            official single ``patch_size`` x ``patch_size`` convolution (pretrained and converted weights).
+            ``"conv_stem"`` is a small convolutional stem for towers trained from scratch: ``len(stem_channels)``
+            stride-2 3x3 convolutions (each + GroupNorm + ReLU) and a 1x1 convolution to ``hidden_size``, giving
+            the same token grid.
+        stem_channels (`list[int]`, *optional*): widths of the stem's convolutions (``conv_stem`` only);
+            ``stem_stride * 2 ** (len(stem_channels) - 1)`` must equal ``patch_size``.
+        stem_stride (`int`, defaults to 2): stride of the stem's first convolution (a 3x3 conv when 2, else a
+            ``stem_stride``-square patchify conv); the others have stride 2.
         num_channels (`int`, defaults to 3): input channels.
         projection_dim (`int`, defaults to 512): output width of ``ln_post(CLS) @ proj``; these per-frame
             embeddings are TokenMining's queries.
@@ -175,6 +233,10 @@ class HiLightImageConfig(PreTrainedConfig):
     num_attention_heads: int = 12
     patch_size: int = 16
     image_size: int = 224
+    image_width: int | None = None
+    patch_embed: Literal["patch_conv", "conv_stem"] = "patch_conv"
+    stem_channels: list[int] | None = None
+    stem_stride: int = 2
     num_channels: int = 3
     projection_dim: int = 512
     hidden_act: str = "quick_gelu"
@@ -191,9 +253,20 @@ class HiLightImageConfig(PreTrainedConfig):
     logit_scale_init_value: float = 2.6592
 
     @property
+    def frame_size(self) -> tuple[int, int]:
+        """(height, width) of the frames the tower takes."""
+        return self.image_size, self.image_width or self.image_size
+
+    @property
+    def grid_size(self) -> tuple[int, int]:
+        """Patch rows and columns per frame."""
+        return tuple(side // self.patch_size for side in self.frame_size)
+
+    @property
     def num_patches(self) -> int:
         """Patch tokens per frame."""
-        return (self.image_size // self.patch_size) ** 2
+        rows, cols = self.grid_size
+        return rows * cols
 
     def validate_shapes(self):
         _check_positive(
@@ -243,6 +316,12 @@ class HiLightTokenMiningConfig(PreTrainedConfig):
             patch tokens average-pooled to ``queries_per_frame`` groups, concatenated with the frame's Long-CLIP
             embedding, Linear -> GELU -> Linear).
         num_frames (`int`, defaults to 12): frames per clip; only ``"video_only"`` uses it (its learned queries).
+        output_activation (`str`, defaults to `"relu"`): activation after the last output Linear. The official
+            ``"relu"``; ``"none"`` keeps the sign of the vision tokens (models trained here: a final ReLU let
+            most of their entries die at exactly zero).
+        output_layernorm (`bool`, defaults to `False`): a LayerNorm on the vision tokens after the output MLP,
+            so their scale is set (norm about ``sqrt(output_hidden_size)``) instead of drifting in training.
+            Off in the official model.
     """
 
     model_type = "hilight_token_mining"
@@ -257,6 +336,8 @@ class HiLightTokenMiningConfig(PreTrainedConfig):
     query_layout: Literal["official", "per_query"] = "official"
     fusion: Literal["token_mining", "video_only", "image_only", "mlp"] = "token_mining"
     num_frames: int = 12
+    output_activation: Literal["relu", "none"] = "relu"
+    output_layernorm: bool = False
 
     def validate_shapes(self):
         _check_positive(
@@ -301,6 +382,24 @@ _GEMMA_2B = {
     "tie_word_embeddings": True,
 }
 
+# The tiny preset's towers: frames, patch embedding and text encoder (shared by both towers).
+_TINY_FRAMES = {
+    "image_size": 256,
+    "image_width": 448,
+    "patch_size": 32,
+    "patch_embed": "conv_stem",
+    "stem_channels": [32, 96, 160, 256],
+    "stem_stride": 4,
+}
+_TINY_TEXT = {
+    "text_vocab_size": 8192,
+    "text_hidden_size": 128,
+    "text_intermediate_size": 512,
+    "text_num_hidden_layers": 2,
+    "text_num_attention_heads": 2,
+    "text_eos_token_id": 1,
+}
+
 PRESETS: dict[str, dict[str, Any]] = {
     # Official HiLight-2B shapes: CLIP-ViP B/16 (CLS + 3 proxies, 12 frames), Long-CLIP B/16 (512-d), TokenMining
     # 768/512 -> 12 x 32 = 384 tokens of width 2048, Gemma-2B.
@@ -311,43 +410,39 @@ PRESETS: dict[str, dict[str, Any]] = {
         "token_mining_config": {},
         "text_config": _GEMMA_2B,
     },
-    # Same architecture, CPU sized: 12 frames of 224 px in patches of 32 (7 x 7 = 49 per frame, 4 + 588 CLIP-ViP
-    # tokens), 4-layer towers of width 192 / 128, 8 queries per frame (96 vision tokens), a 4-layer Gemma of
-    # width 256. One clip (both towers + TokenMining + a 136-token prefill) took ~22-24 ms in bf16 and ~37 ms
-    # in fp32 on 2 cores of the dev machine (benchmarks/bench_model.py). vocab_size is a placeholder the
-    # default-model issue sets from its tokenizer.
+    # Same architecture, CPU sized, for towers trained from scratch: frames kept at the data engine's
+    # 448 x 256 (no resize; balls 3-8 px across stay resolvable), a convolutional stem per tower making
+    # 32-px cells (8 x 14 = 112 per frame, 4 + 12 * 112 CLIP-ViP tokens), 4-layer towers of width 192 / 128,
+    # 8 queries per frame (96 vision tokens) whose scale a final LayerNorm sets, a 4-layer Gemma of width 256.
+    # vocab_size is a placeholder the default-model recipe sets from its tokenizer.
     "tiny": {
         "num_frames": 12,
         "video_token_id": 6,  # <pad> <eos> <bos> <unk> <start_of_turn> <end_of_turn> <video> (training tokenizer)
+        "scale_video_embeds": False,
         "video_config": {
+            **_TINY_FRAMES,
             "hidden_size": 192,
             "intermediate_size": 768,
             "num_hidden_layers": 4,
             "num_attention_heads": 3,
-            "patch_size": 32,
             "projection_dim": 128,
-            "text_vocab_size": 8192,
-            "text_hidden_size": 128,
-            "text_intermediate_size": 512,
-            "text_num_hidden_layers": 2,
-            "text_num_attention_heads": 2,
-            "text_eos_token_id": 1,
+            **_TINY_TEXT,
         },
         "image_config": {
+            **_TINY_FRAMES,
             "hidden_size": 128,
             "intermediate_size": 512,
             "num_hidden_layers": 4,
             "num_attention_heads": 2,
-            "patch_size": 32,
             "projection_dim": 128,
-            "text_vocab_size": 8192,
-            "text_hidden_size": 128,
-            "text_intermediate_size": 512,
-            "text_num_hidden_layers": 2,
-            "text_num_attention_heads": 2,
-            "text_eos_token_id": 1,
+            **_TINY_TEXT,
         },
-        "token_mining_config": {"hidden_size": 128, "queries_per_frame": 8},
+        "token_mining_config": {
+            "hidden_size": 128,
+            "queries_per_frame": 8,
+            "output_activation": "none",
+            "output_layernorm": True,
+        },
         "text_config": {
             **_GEMMA_2B,
             "vocab_size": 8192,
@@ -389,6 +484,9 @@ class HiLightConfig(PreTrainedConfig):
             replaces them, in order, by the vision tokens.
         num_frames (`int`, defaults to 12): frames per clip that the processor samples and the model was
             trained on (``video_config.num_frames`` is the temporal table's length; both are 12 in the paper).
+        scale_video_embeds (`bool`, defaults to `True`): multiply the vision tokens by the scale the LM's input
+            embedding applies to token rows (Gemma's ``sqrt(hidden_size)``), as the official model does. Models
+            whose TokenMining ends in a LayerNorm turn it off: their tokens already have the scale of text rows.
 
     Class method ``from_preset(name, **overrides)`` builds a named preset (``PRESETS``: "paper", "tiny").
     """
@@ -407,6 +505,7 @@ class HiLightConfig(PreTrainedConfig):
     text_config: dict | PreTrainedConfig | None = None
     video_token_id: int | None = None
     num_frames: int = 12
+    scale_video_embeds: bool = True
 
     def __post_init__(self, **kwargs):
         # Hub loading through trust_remote_code: the root files named here are the model's code.

@@ -9,8 +9,9 @@
 
 What is notable here:
 - CLIP-ViP's attention rule (the M leading tokens = CLS + proxies see everything; a patch token sees the
-  leading tokens and its own frame) is ONE `scaled_dot_product_attention` call with a boolean mask; there
-  is no Python loop over frames. The temporal embedding is linearly interpolated for other frame counts.
+  leading tokens and its own frame) is two `scaled_dot_product_attention` calls without a mask: the leading
+  queries against all keys, and every frame's patch queries against its own keys, batched over frames
+  (`frame_block_attention`; no Python loop, no (L, L) mask, T times fewer patch scores). The temporal embedding is linearly interpolated for other frame counts.
 - Long-CLIP encodes all frames of all clips in one batched pass (the official code loops frame by frame).
 - TokenMining reproduces the official query layout exactly (see `TokenMining`), so official weights give
   official numbers; `train/convert_official.py` converts official checkpoints to this file's layout.
@@ -93,14 +94,43 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(width, 3 * width)
         self.out_proj = nn.Linear(width, width)
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, is_causal: bool = False):
+    def forward(
+        self,
+        x: torch.Tensor,
+        attn_mask: torch.Tensor | None = None,
+        is_causal: bool = False,
+        frame_blocks: tuple[int, int, int] | None = None,
+    ):
         B, L, C = x.shape
         qkv = self.qkv(x).view(B, L, 3, self.num_heads, C // self.num_heads)  # (B, L, 3, nh, hd)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, nh, L, hd)
-        y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attn_mask, is_causal=is_causal
-        )  # (B, nh, L, hd)
+        if frame_blocks is None:
+            y = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=attn_mask, is_causal=is_causal
+            )  # (B, nh, L, hd)
+        else:
+            y = frame_block_attention(q, k, v, *frame_blocks)
         return self.out_proj(y.transpose(1, 2).reshape(B, L, C))  # (B, L, C)
+
+
+def frame_block_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, num_leading: int, num_frames: int, num_patches: int
+) -> torch.Tensor:
+    """CLIP-ViP's attention rule without an (L, L) mask: the M leading tokens' queries attend to every key;
+    the patch queries of frame t attend to the leading keys and frame t's keys, all frames in one batched
+    call. Exactly the masked attention of `video_attention_mask`, with T times fewer patch scores.
+    q, k, v (B, nh, M + T*P, hd) -> (B, nh, M + T*P, hd)."""
+    M, T, P = num_leading, num_frames, num_patches
+    B, nh, _, hd = q.shape
+    leading = F.scaled_dot_product_attention(q[:, :, :M], k, v)  # (B, nh, M, hd)
+    frame_keys = [
+        torch.cat([t[:, :, None, :M].expand(B, nh, T, M, hd), t[:, :, M:].unflatten(2, (T, P))], dim=3)
+        for t in (k, v)
+    ]  # 2 x (B, nh, T, M + P, hd)
+    patches = F.scaled_dot_product_attention(
+        q[:, :, M:].unflatten(2, (T, P)), *frame_keys
+    )  # (B, nh, T, P, hd)
+    return torch.cat([leading, patches.flatten(2, 3)], dim=2)
 
 
 class MLP(nn.Module):
@@ -124,8 +154,14 @@ class TransformerBlock(GradientCheckpointingLayer):
         self.ln_2 = nn.LayerNorm(width, eps=eps)
         self.mlp = MLP(width, hidden, act)
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, is_causal: bool = False):
-        x = x + self.attn(self.ln_1(x), attn_mask=attn_mask, is_causal=is_causal)
+    def forward(
+        self,
+        x: torch.Tensor,
+        attn_mask: torch.Tensor | None = None,
+        is_causal: bool = False,
+        frame_blocks: tuple[int, int, int] | None = None,
+    ):
+        x = x + self.attn(self.ln_1(x), attn_mask=attn_mask, is_causal=is_causal, frame_blocks=frame_blocks)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -148,9 +184,15 @@ class Transformer(nn.Module):
             config.layer_norm_eps,
         )
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, is_causal: bool = False):
+    def forward(
+        self,
+        x: torch.Tensor,
+        attn_mask: torch.Tensor | None = None,
+        is_causal: bool = False,
+        frame_blocks: tuple[int, int, int] | None = None,
+    ):
         for layer in self.layers:
-            x = layer(x, attn_mask=attn_mask, is_causal=is_causal)
+            x = layer(x, attn_mask=attn_mask, is_causal=is_causal, frame_blocks=frame_blocks)
         return x
 
 
@@ -234,6 +276,44 @@ def _maybe_normalize(x: torch.Tensor, normalize: bool) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------------------------------------
+# Patch embedding
+
+
+class ConvStem(nn.Module):
+    """Patch embedding for towers trained from scratch: a first conv of stride `first_stride` (3x3 when it is
+    2, else a `first_stride`-square patchify conv), more stride-2 3x3 convs, each + GroupNorm + ReLU, then a
+    1x1 conv to the tower width: (N, 3, H, W) -> (N, C, H/p, W/p) with p = first_stride * 2**(n-1), the token
+    grid of a patch-p conv. A single large-patch conv learns too slowly to see balls a few pixels wide."""
+
+    def __init__(self, in_channels: int, width: int, channels: list[int], first_stride: int = 2):
+        super().__init__()
+        layers: list[nn.Module] = []
+        for i, out in enumerate(channels):
+            stride = first_stride if i == 0 else 2
+            kernel, padding = (3, 1) if stride == 2 else (stride, 0)
+            layers += [
+                nn.Conv2d(in_channels, out, kernel_size=kernel, stride=stride, padding=padding, bias=False),
+                nn.GroupNorm(math.gcd(8, out), out),
+                nn.ReLU(),
+            ]
+            in_channels = out
+        self.convs = nn.Sequential(*layers)
+        self.proj = nn.Conv2d(in_channels, width, kernel_size=1)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.convs(images))  # (N, C, h, w)
+
+
+def patch_embedding(config: HiLightVideoConfig | HiLightImageConfig, width: int) -> nn.Module:
+    """The tower's pixels -> patch-token map, (N, 3, H, W) -> (N, width, H/p, W/p) (`config.patch_embed`)."""
+    if config.patch_embed == "conv_stem":
+        return ConvStem(config.num_channels, width, list(config.stem_channels), config.stem_stride)
+    return nn.Conv2d(
+        config.num_channels, width, kernel_size=config.patch_size, stride=config.patch_size, bias=False
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------
 # CLIP-ViP video tower
 
 
@@ -272,9 +352,7 @@ class CLIPViPVideoTower(nn.Module):
         super().__init__()
         self.config = config
         C = config.hidden_size
-        self.patch_embedding = nn.Conv2d(
-            config.num_channels, C, kernel_size=config.patch_size, stride=config.patch_size, bias=False
-        )
+        self.patch_embedding = patch_embedding(config, C)
         self.class_embedding = nn.Parameter(torch.empty(C))
         self.proxy_embedding = nn.Parameter(torch.empty(config.num_proxy_tokens, C))
         self.position_embedding = nn.Parameter(torch.empty(config.num_patches + 1, C))
@@ -302,13 +380,11 @@ class CLIPViPVideoTower(nn.Module):
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Last-layer hidden states before post-LN, (V, M + T*P, C), of frames (V, T, 3, H, W)."""
-        _check_pixel_values(pixel_values, self.config.image_size, "CLIP-ViP")
+        _check_pixel_values(pixel_values, self.config.frame_size, "CLIP-ViP")
         T = pixel_values.shape[1]
         x = self.pre_layernorm(self.embed(pixel_values))  # (V, L, C)
-        mask = video_attention_mask(
-            self.config.num_leading_tokens, T, self.config.num_patches, device=x.device
-        )  # (L, L)
-        return self.encoder(x, attn_mask=mask)  # (V, L, C)
+        blocks = (self.config.num_leading_tokens, T, self.config.num_patches)
+        return self.encoder(x, frame_blocks=blocks)  # (V, L, C), attention by `frame_block_attention`
 
     def encode_video(self, pixel_values: torch.Tensor, normalize: bool = False) -> torch.Tensor:
         """Pooled, projected clip embedding (V, projection_dim): post_layernorm(CLS) @ projection."""
@@ -322,10 +398,10 @@ class CLIPViPVideoTower(nn.Module):
         return _maybe_normalize(self.text_model(input_ids), normalize)
 
 
-def _check_pixel_values(pixel_values: torch.Tensor, image_size: int, tower: str) -> None:
-    if pixel_values.ndim != 5 or pixel_values.shape[-2:] != (image_size, image_size):
+def _check_pixel_values(pixel_values: torch.Tensor, frame_size: tuple[int, int], tower: str) -> None:
+    if pixel_values.ndim != 5 or tuple(pixel_values.shape[-2:]) != tuple(frame_size):
         raise ValueError(
-            f"{tower} expects pixel_values of shape (videos, frames, channels, {image_size}, {image_size}), "
+            f"{tower} expects pixel_values of shape (videos, frames, channels, {frame_size[0]}, {frame_size[1]}), "
             f"got {tuple(pixel_values.shape)}."
         )
 
@@ -341,9 +417,7 @@ class LongCLIPImageTower(nn.Module):
         super().__init__()
         self.config = config
         W = config.hidden_size
-        self.patch_embedding = nn.Conv2d(
-            config.num_channels, W, kernel_size=config.patch_size, stride=config.patch_size, bias=False
-        )
+        self.patch_embedding = patch_embedding(config, W)
         self.class_embedding = nn.Parameter(torch.empty(W))
         self.position_embedding = nn.Parameter(torch.empty(config.num_patches + 1, W))
         self.pre_layernorm = nn.LayerNorm(W, eps=config.layer_norm_eps)
@@ -369,7 +443,7 @@ class LongCLIPImageTower(nn.Module):
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Per-frame embeddings (V, T, D) of clips (V, T, 3, H, W), all frames in one batched pass."""
-        _check_pixel_values(pixel_values, self.config.image_size, "Long-CLIP")
+        _check_pixel_values(pixel_values, self.config.frame_size, "Long-CLIP")
         V, T = pixel_values.shape[:2]
         return self.encode_image(pixel_values.flatten(0, 1)).view(V, T, -1)  # (V, T, D)
 
@@ -422,6 +496,15 @@ class TokenMining(nn.Module):
         self.output_norm = nn.LayerNorm(D, eps=eps)
         self.output_fc1 = nn.Linear(D, H)
         self.output_fc2 = nn.Linear(H, H)
+        self.output_layernorm = nn.LayerNorm(H, eps=eps) if config.output_layernorm else None
+
+    def output(self, mined: torch.Tensor) -> torch.Tensor:
+        """LN -> Linear -> ReLU -> Linear -> ReLU (official; the last activation and a final LayerNorm are
+        `config.output_activation` / `config.output_layernorm`), (V, K, D) -> (V, K, H)."""
+        x = self.output_fc2(F.relu(self.output_fc1(self.output_norm(mined))))  # (V, K, H)
+        if self.config.output_activation == "relu":
+            x = F.relu(x)
+        return x if self.output_layernorm is None else self.output_layernorm(x)
 
     def frame_queries(self, frame_embeds: torch.Tensor) -> torch.Tensor:
         """Query rows (V, T*Q, Di) from frame embeddings (V, T, Di), in `config.query_layout`."""
@@ -448,8 +531,7 @@ class TokenMining(nn.Module):
         scores = q @ (k.transpose(1, 2) / math.sqrt(q.shape[-1]))  # (V, T*Q, L)
         attn = torch.nan_to_num(scores).softmax(dim=-1)  # (V, T*Q, L)
         mined = attn @ v  # (V, T*Q, D)
-        out = F.relu(self.output_fc2(F.relu(self.output_fc1(self.output_norm(mined)))))  # (V, T*Q, H)
-        return out, attn
+        return self.output(mined), attn  # (V, T*Q, H)
 
 
 class LearnedQueryMining(TokenMining):
@@ -483,7 +565,7 @@ class QueryOnlyFusion(TokenMining):
         self, video_hidden_states: torch.Tensor, frame_embeds: torch.Tensor
     ) -> tuple[torch.Tensor, None]:
         q = self.query_proj(self.query_norm(self.frame_queries(frame_embeds)))  # (V, T*Q, D)
-        return F.relu(self.output_fc2(F.relu(self.output_fc1(self.output_norm(q))))), None  # (V, T*Q, H)
+        return self.output(q), None  # (V, T*Q, H)
 
 
 class MLPProjector(nn.Module):
@@ -542,7 +624,7 @@ class HiLightPreTrainedModel(PreTrainedModel):
             init.normal_(module.weight, std=std)
             if module.bias is not None:
                 init.zeros_(module.bias)
-        elif isinstance(module, nn.LayerNorm):
+        elif isinstance(module, (nn.LayerNorm, nn.GroupNorm)):
             init.ones_(module.weight)
             init.zeros_(module.bias)
         elif isinstance(module, nn.Embedding):
@@ -643,11 +725,10 @@ class HiLightForConditionalGeneration(HiLightPreTrainedModel, GenerationMixin):
         and the TokenMining attention weights (cache the first two to skip the frozen towers later).
 
         Pixels are cast to the towers' dtype, so a model loaded in bf16/fp16 takes the processor's fp32 output."""
-        pixel_values = pixel_values.to(self.video_tower.patch_embedding.weight.dtype)
-        video_hidden_states = self.video_tower(pixel_values)  # (V, M + T*P, Dv)
-        frame_embeds = self.image_tower(
-            pixel_values.to(self.image_tower.patch_embedding.weight.dtype)
-        )  # (V, T, Di)
+        video_hidden_states = self.video_tower(
+            pixel_values.to(self.video_tower.class_embedding.dtype)
+        )  # (V, M + T*P, Dv)
+        frame_embeds = self.image_tower(pixel_values.to(self.image_tower.class_embedding.dtype))  # (V, T, Di)
         video_embeds, attn = self.token_mining(video_hidden_states, frame_embeds)  # (V, T*Q, H)
         if not return_intermediates:
             return video_embeds
@@ -689,9 +770,9 @@ class HiLightForConditionalGeneration(HiLightPreTrainedModel, GenerationMixin):
 
         The official HiLight spliced vision tokens before Gemma multiplied every input row by
         sqrt(hidden_size); newer transformers scale inside the embedding module, so the vision tokens get
-        the same factor here."""
+        the same factor here (unless `config.scale_video_embeds` is off)."""
         scale = getattr(self.get_input_embeddings(), "embed_scale", None)
-        return 1.0 if scale is None else scale
+        return 1.0 if scale is None or not self.config.scale_video_embeds else scale
 
     def embed_inputs(
         self,

@@ -78,7 +78,7 @@ def main() -> None:
             game = GAMES[k % len(GAMES)]
             timings: dict = {}
             c0 = time.process_time()
-            frames, rec = make_clip(game, 1000 + k, cfg, timings=timings)
+            frames, rec, _ = make_clip(game, 1000 + k, cfg, timings=timings)
             t["simulate"] += timings["simulate"]
             t["render"] += timings["render"]
             cpu["simulate"] = cpu.get("simulate", 0.0) + timings["simulate_cpu"]

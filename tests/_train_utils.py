@@ -9,6 +9,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
 
+# The tiny preset, cut for tests: 4 frames of 64 x 96 px.
+FRAMES_64 = {"image_size": 64, "image_width": 96}
+OVERRIDES = {"num_frames": 4, "video_config": FRAMES_64, "image_config": FRAMES_64}
+
 
 def sft_argv(model_dir, data, out, **overrides) -> list[str]:
     """Command-line arguments of a small fp32 stage run (overrides as --key value)."""

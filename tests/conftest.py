@@ -58,3 +58,15 @@ def tiny_model_dir(tmp_path_factory, tiny_dataset) -> Path:
     out = tmp_path_factory.mktemp("tiny_model")
     init_model_folder(out, texts, preset="tiny", vocab_size=400, seed=0)
     return out
+
+
+@pytest.fixture(scope="session")
+def engine_data(tmp_path_factory) -> Path:
+    """8 small clips (9-ball and three-cushion) from the data engine, with annotations and captions."""
+    from hilight_train.billiards.clip import ClipConfig
+    from hilight_train.billiards.runner import generate
+
+    out = tmp_path_factory.mktemp("train_data")
+    cfg = ClipConfig(width=128, height=96, fps=10, max_duration=2.0)
+    generate(out, 8, 1, ["9ball", "3cushion"], cfg, workers=1, command="tests")
+    return out

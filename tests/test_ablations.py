@@ -23,7 +23,7 @@ def tiny(fusion: str, **token_mining) -> HiLightConfig:
 def test_every_fusion_gives_the_same_tokens_and_trains(fusion):
     torch.manual_seed(0)
     model = HiLightForConditionalGeneration(tiny(fusion))
-    pixel_values = torch.randn(2, FRAMES, 3, 224, 224)
+    pixel_values = torch.randn(2, FRAMES, 3, *model.config.video_config.frame_size)
     tokens = model.get_video_features(pixel_values)
     assert tokens.shape == (2, FRAMES * 8, 256)
     tokens.float().square().mean().backward()
@@ -65,7 +65,7 @@ def test_fusion_config_is_validated():
         tiny("video_only", num_frames=12)
     model = HiLightForConditionalGeneration(tiny("video_only"))
     with pytest.raises(ValueError, match="built for 4 frames"):
-        model.get_video_features(torch.randn(1, 6, 3, 224, 224))
+        model.get_video_features(torch.randn(1, 6, 3, *model.config.video_config.frame_size))
 
 
 def test_variant_starts_from_the_same_towers_and_lm_with_a_fresh_fusion(tiny_model_dir, tmp_path):

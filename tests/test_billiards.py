@@ -141,7 +141,8 @@ def test_three_cushion_point_matches_the_event_definition():
 def clips():
     """One clip per game (record + frames), made once for the module."""
     return {
-        g: make_clip(g, seed) for g, seed in (("9ball", 11), ("8ball", 12), ("snooker", 13), ("3cushion", 14))
+        g: make_clip(g, seed)[:2]
+        for g, seed in (("9ball", 11), ("8ball", 12), ("snooker", 13), ("3cushion", 14))
     }
 
 
@@ -311,16 +312,64 @@ def test_caption_parser_recovers_caption_events():
 
 
 def test_same_seed_same_clip_and_bytes(tmp_path):
-    f1, r1 = make_clip("8ball", 5)
-    f2, r2 = make_clip("8ball", 5)
+    f1, r1, _ = make_clip("8ball", 5)
+    f2, r2, _ = make_clip("8ball", 5)
     assert json.dumps(r1) == json.dumps(r2)
     assert np.array_equal(f1, f2)
     write_mp4(tmp_path / "a.mp4", f1, 30)
     write_mp4(tmp_path / "b.mp4", f2, 30)
     digest = [hashlib.sha256((tmp_path / n).read_bytes()).hexdigest() for n in ("a.mp4", "b.mp4")]
     assert digest[0] == digest[1]
-    _, r3 = make_clip("8ball", 6)
+    _, r3, _ = make_clip("8ball", 6)
     assert r3["shot"] != r1["shot"]
+
+
+def test_frame_truth_matches_the_events_and_the_pictures(tmp_path):
+    from hilight_train.billiards import frame_truth as ft
+    from hilight_train.billiards.games import sort_balls
+
+    frames, rec, truth = make_clip("9ball", 21, ClipConfig(max_duration=4.0))
+    F, B = truth.state.shape
+    assert F == rec["n_frames"] == len(frames) and len(truth.balls) == B
+    assert (truth.width, truth.height) == (rec["config"]["width"], rec["config"]["height"])
+    # moved / potted balls in the clip's summary are exactly those the per-frame states show
+    moved = sort_balls(b for j, b in enumerate(truth.balls) if (truth.state[:, j] != ft.STILL).any())
+    assert moved == rec["truth"]["moved"]
+    potted_frames = {truth.balls[j]: int(np.argmax(truth.state[:, j] == ft.POTTED)) for j in range(B)
+                     if (truth.state[:, j] == ft.POTTED).any()}  # fmt: skip
+    assert sorted(potted_frames) == sorted(p["ball"] for p in rec["truth"]["potted"])
+    for p in rec["truth"]["potted"]:
+        assert abs(potted_frames[p["ball"]] / truth.fps - p["t"]) <= 1.0 / truth.fps + 1e-9
+    # the picture: where a ball leaves, the pixels change; where it stays still, they do not
+    f0, f1 = frames[0].astype(int), frames[-1].astype(int)
+    for j in range(B):
+        x, y = np.floor(truth.xy[0, j]).astype(int)
+        if truth.state[0, j] == ft.OUTSIDE:
+            continue
+        still = (truth.state[:, j] == ft.STILL).all()
+        far = (
+            np.linalg.norm(truth.xy[-1, j] - truth.xy[0, j]) > 3 * truth.radius[0, j]
+            or truth.state[-1, j] == ft.GONE
+        )
+        if still:
+            assert np.abs(f0[y, x] - f1[y, x]).max() <= 12  # H.264-free frames: only moving neighbours
+        elif far and not any(np.linalg.norm(truth.xy[-1, k] - truth.xy[0, j]) < 2 * truth.radius[0, j]
+                             for k in range(B) if truth.state[-1, k] != ft.GONE):  # fmt: skip
+            assert np.abs(f0[y, x] - f1[y, x]).max() > 12
+    # bytes round trip; model-input mapping of the processor's resize
+    ft.write(tmp_path / "t.safetensors", truth)
+    back = ft.read(tmp_path / "t.safetensors")
+    assert (
+        back.balls == truth.balls
+        and np.array_equal(back.xy, truth.xy)
+        and np.array_equal(back.state, truth.state)
+    )
+    assert ft.to_bytes(back) == (tmp_path / "t.safetensors").read_bytes()
+    corner = ft.to_model_input(np.array([truth.width, truth.height]), (truth.height, truth.width), (224, 224))
+    assert np.allclose(corner, [224, 224])
+    with pytest.raises(ValueError, match="not a frame-truth file"):
+        (tmp_path / "bad.safetensors").write_bytes(b"junk")
+        ft.read(tmp_path / "bad.safetensors")
 
 
 def test_dataset_files_resume_and_determinism(tmp_path):
@@ -335,6 +384,8 @@ def test_dataset_files_resume_and_determinism(tmp_path):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
     for video in sorted((a / "videos").glob("*.mp4")):
         assert video.read_bytes() == (b / "videos" / video.name).read_bytes()
+    truths = sorted((a / "truth").glob("*.safetensors"))
+    assert len(truths) == 3 and all(t.read_bytes() == (b / "truth" / t.name).read_bytes() for t in truths)
     entries = json.loads((a / "annotations.json").read_text())
     assert stats["clips"] == 3 and {e["split"] for e in entries} == {"train", "val", "test"}
     for e in entries:
@@ -357,7 +408,7 @@ def test_dataset_files_resume_and_determinism(tmp_path):
 
 def test_long_shots_are_cut_and_labelled_as_seen():
     cfg = ClipConfig(max_duration=1.0, retries=0)
-    frames, rec = make_clip("snooker", 3, cfg)
+    frames, rec, _ = make_clip("snooker", 3, cfg)
     truth = rec["truth"]
     assert truth["truncated"]
     assert all(e["t"] <= 1.0 for e in rec["events"])
@@ -374,7 +425,7 @@ def test_long_shots_are_cut_and_labelled_as_seen():
 def test_contact_sheet_writes_a_png(tmp_path):
     from hilight_train.billiards.contact_sheet import contact_sheet
 
-    frames, rec = make_clip("9ball", 2, ClipConfig(max_duration=2.0))
+    frames, rec, _ = make_clip("9ball", 2, ClipConfig(max_duration=2.0))
     write_mp4(tmp_path / "clip.mp4", frames, 30)
     out = contact_sheet(tmp_path / "clip.mp4", rec, tmp_path / "sheet.png", n_tiles=4)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

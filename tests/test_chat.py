@@ -225,11 +225,11 @@ def test_explain_maps_answer_attention_to_patches(model, processor, clips):
         explanation = session.explain()
         assert counter.tower_calls == 0
     assert model.language_model.config._attn_implementation == attn_impl  # restored after the eager pass
-    side = model.config.video_config.image_size // model.config.video_config.patch_size
+    grid = model.config.video_config.grid_size
     assert explanation.method == "answer-attention" and explanation.turn == 1
     assert [v.name for v in explanation.videos] == ["clip0.mp4", "clip1.mp4"]
     for heatmap, leading in zip(explanation.heatmaps, explanation.leading_share, strict=True):
-        assert heatmap.shape == (model.config.num_frames, side, side) and (heatmap >= 0).all()
+        assert heatmap.shape == (model.config.num_frames, *grid) and (heatmap >= 0).all()
         assert abs(heatmap.sum() + leading - 1) < 1e-4
     assert all(0 < share < 1 for share in explanation.video_share)
     uniform = session.explain(turn=0, method="uniform")

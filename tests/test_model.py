@@ -12,6 +12,7 @@ from transformers.generation.streamers import BaseStreamer
 from hilight.configuration_hilight import HiLightConfig
 from hilight.modeling_hilight import (
     HiLightForConditionalGeneration,
+    frame_block_attention,
     interpolate_temporal,
     video_attention_mask,
 )
@@ -40,7 +41,8 @@ def model():
 
 def clip(videos: int = 1, seed: int = 0) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
-    return torch.randn(videos, FRAMES, 3, 224, 224, generator=generator)  # (V, T, 3, H, W)
+    H, W = tiny_config().video_config.frame_size
+    return torch.randn(videos, FRAMES, 3, H, W, generator=generator)  # (V, T, 3, H, W)
 
 
 def prompt(model, text_ids: list[int], videos: int = 1) -> list[int]:
@@ -89,6 +91,45 @@ def test_config_validation():
         HiLightConfig.from_preset("tiny", image_config={"patch_size": 30})
     with pytest.raises(CONFIG_ERRORS, match="video_token_id"):
         HiLightConfig.from_preset("tiny", video_token_id=10**6)
+    with pytest.raises(CONFIG_ERRORS, match="must multiply to patch_size"):
+        HiLightConfig.from_preset("tiny", video_config={"stem_channels": [32, 64]})
+    with pytest.raises(CONFIG_ERRORS, match="patch_embed must be one of"):
+        HiLightConfig.from_preset("tiny", image_config={"patch_embed": "linear"})
+
+
+def test_patch_embeddings_and_frame_shapes():
+    """The paper keeps the official single patch conv on square frames; tiny has a conv stem on 256 x 448."""
+    paper = HiLightConfig.from_preset("paper", text_config={"vocab_size": 300, "num_hidden_layers": 1})
+    assert paper.video_config.frame_size == (224, 224) and paper.video_config.num_patches == 196
+    tiny = tiny_config()
+    assert tiny.video_config.frame_size == (256, 448) and tiny.video_config.grid_size == (8, 14)
+    model = HiLightForConditionalGeneration(tiny)
+    stem = model.video_tower.patch_embedding
+    assert [type(m).__name__ for m in stem.convs][:3] == ["Conv2d", "GroupNorm", "ReLU"]
+    assert stem.convs[0].stride == (4, 4) and all(m.stride == (2, 2) for m in stem.convs[3::3])
+    features = model.get_video_features(clip(), return_intermediates=True)
+    assert features.video_hidden_states.shape == (1, 4 + FRAMES * 112, 192)
+    assert features.frame_embeds.shape == (1, FRAMES, 128)
+    with pytest.raises(ValueError, match=r"expects pixel_values of shape \(videos, frames, channels, 256, 448\)"):
+        model.get_video_features(torch.randn(1, FRAMES, 3, 224, 224))
+
+
+def test_vision_token_scale_is_configuration():
+    """Official: final ReLU and the LM's embed scale on vision rows. Tiny: a final LayerNorm, no extra scale."""
+    torch.manual_seed(0)
+    model = HiLightForConditionalGeneration(tiny_config()).eval()
+    with torch.no_grad():
+        tokens = model.get_video_features(clip(2))  # (2, T*Q, 256)
+    assert model.video_embed_scale == 1.0 and (tokens < 0).any()
+    assert torch.allclose(tokens.norm(dim=-1), torch.full(tokens.shape[:2], 16.0), atol=0.1)  # sqrt(256)
+    official = tiny_config(
+        scale_video_embeds=True, token_mining_config={"output_activation": "relu", "output_layernorm": False}
+    )
+    model = HiLightForConditionalGeneration(official).eval()
+    with torch.no_grad():
+        tokens = model.get_video_features(clip(2))
+    assert model.token_mining.output_layernorm is None and (tokens >= 0).all()
+    assert float(model.video_embed_scale) == pytest.approx(16.0)  # Gemma's sqrt(hidden_size)
 
 
 # --- towers and TokenMining --------------------------------------------------------------------------
@@ -109,6 +150,10 @@ def test_attention_rule_matches_framewise_attention():
         values = torch.cat([v[..., :M, :], v[..., rows, :]], dim=-2)
         reference.append(F.scaled_dot_product_attention(q[..., rows, :], keys, values))
     assert torch.allclose(fused, torch.cat(reference, dim=-2), atol=1e-6)
+    # the tower's batched form (no mask) is the same rule, with several clips and heads
+    q, k, v = torch.randn(3, 2, 3, M + T * P, D, dtype=torch.float64).unbind(0)
+    masked = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    assert torch.allclose(frame_block_attention(q, k, v, M, T, P), masked, atol=1e-12)
 
 
 def test_temporal_interpolation():

@@ -34,24 +34,11 @@ from hilight_train.training import (
 )
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _train_utils import sft_argv
+from _train_utils import OVERRIDES, sft_argv
 
 REPO = Path(__file__).resolve().parents[1]
-OVERRIDES = {"num_frames": 4, "video_config": {"image_size": 64}, "image_config": {"image_size": 64}}
 
 torch.set_num_threads(1)  # tiny tensors: one thread is fastest, and the machine is shared
-
-
-@pytest.fixture(scope="session")
-def engine_data(tmp_path_factory) -> Path:
-    """8 small clips (9-ball and three-cushion) from the data engine, with annotations and captions."""
-    from hilight_train.billiards.clip import ClipConfig
-    from hilight_train.billiards.runner import generate
-
-    out = tmp_path_factory.mktemp("train_data")
-    cfg = ClipConfig(width=128, height=96, fps=10, max_duration=2.0)
-    generate(out, 8, 1, ["9ball", "3cushion"], cfg, workers=1, command="tests")
-    return out
 
 
 @pytest.fixture(scope="session")
@@ -398,6 +385,15 @@ def test_every_config_parses_with_overrides(path, tmp_path):
         parser = TrlParser((stage0_towers.Stage0Arguments, TrainingArguments))
         argv = with_device_default(["--config", str(path), "--captions", "c.jsonl", *required])
         args, training_args = parser.parse_args_and_config(argv)
+    elif path.stem == "stage0_perception":
+        import stage0_perception
+        from transformers import TrainingArguments
+        from trl import TrlParser
+
+        parser = TrlParser((stage0_perception.PerceptionArguments, TrainingArguments))
+        argv = with_device_default(["--config", str(path), "--tokenizer_corpus", "a.json", *required])
+        args, training_args = parser.parse_args_and_config(argv)
+        assert args.scenes > 0 and args.scene_frames
     else:
         stage = "stage1" if path.stem == "stage1" else "stage2"
         args, training_args = parse_args(

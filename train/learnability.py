@@ -17,15 +17,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from hilight_train.frame_cache import FrameCache
 from hilight_train.model_folder import HiLightConfig, HiLightForConditionalGeneration, HiLightVideoProcessor
+from hilight_train.probes import cnn_classifier, train_classifier
 
 FACT = "cue_rest_region"
 
@@ -41,16 +40,6 @@ class TowerClassifier(nn.Module):
         return self.head(self.tower.encode_image(images))
 
 
-def cnn_classifier(n_classes: int) -> nn.Module:
-    return nn.Sequential(
-        nn.Conv2d(3, 32, 5, stride=2, padding=2), nn.ReLU(),  # (N, 32, H/2, W/2)
-        nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.ReLU(),  # (N, 64, H/4, W/4)
-        nn.Conv2d(64, 64, 3, stride=2, padding=1), nn.ReLU(),  # (N, 64, H/8, W/8)
-        nn.AdaptiveMaxPool2d((3, 3)), nn.Flatten(),  # (N, 576)
-        nn.Linear(64 * 9, n_classes),
-    )  # fmt: skip
-
-
 def last_frames(
     data: Path, split: str, video_processor: HiLightVideoProcessor, frames: FrameCache | None
 ) -> tuple[torch.Tensor, list[str]]:
@@ -63,23 +52,8 @@ def last_frames(
 
 
 def train_and_score(model, x_tr, y_tr, x_te, y_te, steps: int, lr: float, batch: int, seed: int) -> dict:
-    torch.manual_seed(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.1)
-    start, losses = time.time(), []
-    for _ in range(steps):
-        idx = torch.randint(0, len(x_tr), (batch,))
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            loss = F.cross_entropy(model(x_tr[idx]).float(), y_tr[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(loss.item())
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-        acc = (model(x_te).argmax(-1) == y_te).float().mean().item()
-    tail = losses[-max(1, steps // 10) :]
-    return {"test_accuracy": acc, "final_train_loss": sum(tail) / len(tail), "seconds": time.time() - start}
+    logits, summary = train_classifier(model, x_tr, y_tr, x_te, steps, lr, batch, seed)
+    return {"test_accuracy": (logits.argmax(-1) == y_te).float().mean().item(), **summary}
 
 
 def main() -> int:
@@ -97,9 +71,9 @@ def main() -> int:
 
     image_config = {"patch_size": args.patch_size} if args.patch_size else {}
     config = HiLightConfig.from_preset(args.preset, image_config={**image_config, "use_text_encoder": False})
-    size = config.image_config.image_size
+    height, width = config.image_config.frame_size
     video_processor = HiLightVideoProcessor(
-        num_frames=config.num_frames, size={"height": size, "width": size}
+        num_frames=config.num_frames, size={"height": height, "width": width}
     )
     frames = FrameCache(args.frame_cache, video_processor) if args.frame_cache else None
     x_tr, f_tr = last_frames(args.data, "train", video_processor, frames)

@@ -3,7 +3,9 @@
 Steps (each skipped when its output is already complete, so re-running resumes):
 
     data     train/make_data.py        9-ball, 8-ball and snooker clips with exact labels (train/val/test)
-    stage0   train/stage0_towers.py    BPE tokenizer + contrastive pretraining of both towers from scratch
+    stage0   train/stage0_perception.py  BPE tokenizer + perception: both towers from scratch on the procedural
+                                       scene stream's exact per-frame labels (heads dropped afterwards)
+    percept  train/perception_report.py  what the frozen towers see, on the dataset's train/test clips
     stage1   train/stage1_align.py     TokenMining alignment from the feature cache (towers, LM frozen)
     stage2   train/stage2_sft.py       instruction tuning (full fine-tuning of the small LM + TokenMining)
     export   the shipped form of stage 2: bf16 weights, the towers' text encoders (stage 0 only) dropped
@@ -105,7 +107,7 @@ def main() -> int:
     p.add_argument("--clips", type=int, default=1500)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--stage0-epochs", type=float, default=5)
+    p.add_argument("--stage0-scenes", type=int, default=10000, help="distinct stream scenes of stage 0")
     p.add_argument("--stage1-epochs", type=float, default=1)
     p.add_argument("--stage2-epochs", type=float, default=3)
     p.add_argument(
@@ -120,9 +122,11 @@ def main() -> int:
     # fmt: off
     recipe.step("data", data, "make_data.py", "--out", data, "--clips", args.clips, "--seed", args.seed,
                 "--games", GAMES, "--workers", args.workers)
-    recipe.step("stage0", work / "stage0", "stage0_towers.py", "--config", "train/configs/tiny/stage0.yaml",
-                "--captions", data / "captions.jsonl", "--tokenizer_corpus", ann, "--output_dir", work / "stage0",
-                "--num_train_epochs", args.stage0_epochs)
+    recipe.step("stage0", work / "stage0", "stage0_perception.py", "--config",
+                "train/configs/tiny/stage0_perception.yaml", "--tokenizer_corpus", ann, "--output_dir", work / "stage0",
+                "--scenes", args.stage0_scenes)
+    recipe.step("percept", work / "perception", "perception_report.py", "--model", work / "stage0", "--data", data,
+                "--out", work / "perception")
     recipe.step("stage1", work / "stage1", "stage1_align.py", "--config", "train/configs/tiny/stage1.yaml",
                 "--model_name_or_path", work / "stage0", "--train_data", ann, "--output_dir", work / "stage1",
                 "--num_train_epochs", args.stage1_epochs)

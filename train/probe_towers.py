@@ -24,10 +24,10 @@ import json
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from hilight_train.frame_cache import FrameCache
+from hilight_train.probes import linear_probe
 from hilight_train.training import load_model_and_processor
 
 TYPES = ("ball_moved", "potted_count", "foul", "cue_rest_region", "cue_cushions_total", "first_contact")
@@ -59,17 +59,8 @@ def clip_features(model, processor, videos: list[str], frames: FrameCache | None
 
 def probe(x_train, y_train, x_test, y_test, n_classes: int, steps: int = 400, seed: int = 0) -> float:
     """Test accuracy of a weight-decayed multinomial logistic regression on standardised features."""
-    torch.manual_seed(seed)
-    mu, sd = x_train.mean(0), x_train.std(0) + 1e-5
-    x_train, x_test = (x_train - mu) / sd, (x_test - mu) / sd
-    head = torch.nn.Linear(x_train.shape[1], n_classes)
-    opt = torch.optim.AdamW(head.parameters(), lr=1e-2, weight_decay=0.1)
-    for _ in range(steps):
-        opt.zero_grad()
-        F.cross_entropy(head(x_train), y_train).backward()
-        opt.step()
-    with torch.no_grad():
-        return (head(x_test).argmax(-1) == y_test).float().mean().item()
+    logits = linear_probe(x_train, y_train, x_test, n_classes, steps=steps, seed=seed)
+    return (logits.argmax(-1) == y_test).float().mean().item()
 
 
 def main() -> int:

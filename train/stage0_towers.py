@@ -28,19 +28,12 @@ from trl import TrlParser
 from hilight_train.contrastive import (
     TowerContrastiveModel,
     collator_for,
-    dataset_texts,
+    initial_model,
     load_caption_rows,
-    new_model,
 )
 from hilight_train.frame_cache import open_frame_cache
 from hilight_train.stages import with_device_default
-from hilight_train.training import (
-    HiLightTrainer,
-    default_callbacks,
-    last_checkpoint,
-    load_model_and_processor,
-    save_hub_folder,
-)
+from hilight_train.training import HiLightTrainer, default_callbacks, last_checkpoint, save_hub_folder
 
 
 @dataclass
@@ -70,22 +63,6 @@ class Stage0Arguments:
     resume: bool = field(default=True, metadata={"help": "Continue from the last checkpoint in output_dir."})
 
 
-def initial_model(args: Stage0Arguments, output_dir: Path, seed: int):
-    if args.model_name_or_path:
-        return load_model_and_processor(args.model_name_or_path)
-    init_dir = output_dir / "init"
-    state = PartialState()
-    if state.is_main_process and not (init_dir / "config.json").exists():
-        corpus = [args.captions] + [p for p in (args.tokenizer_corpus or "").split(",") if p]
-        overrides = json.loads(args.model_overrides) if args.model_overrides else {}
-        model, processor = new_model(
-            args.preset, dataset_texts(*corpus), overrides, seed=seed, vocab_size=args.vocab_size
-        )
-        save_hub_folder(model, processor, init_dir)
-    state.wait_for_everyone()
-    return load_model_and_processor(init_dir)
-
-
 def main(argv: list[str] | None = None) -> HiLightTrainer:
     args, training_args = TrlParser((Stage0Arguments, TrainingArguments)).parse_args_and_config(
         with_device_default(argv)
@@ -94,7 +71,11 @@ def main(argv: list[str] | None = None) -> HiLightTrainer:
         raise SystemExit("--captions is required (captions.jsonl from train/make_data.py)")
     training_args.remove_unused_columns = False
     output_dir = Path(training_args.output_dir)
-    model, processor = initial_model(args, output_dir, training_args.seed)
+    model, processor = initial_model(
+        args.model_name_or_path, output_dir / "init", [args.captions, *(args.tokenizer_corpus or "").split(",")],
+        args.preset, json.loads(args.model_overrides) if args.model_overrides else {}, training_args.seed,
+        args.vocab_size,
+    )  # fmt: skip
     model.set_trainable(video_tower=True, image_tower=True, token_mining=False, language_model=False)
     rows = load_caption_rows(args.captions, args.video_root, args.split or None, args.max_train_samples)
     frames = None

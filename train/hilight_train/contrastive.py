@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from accelerate import PartialState
 from datasets import Dataset
 from torch import nn
 
@@ -32,6 +33,7 @@ from hilight.modeling_hilight import HiLightForConditionalGeneration
 
 from .data import resolve_under
 from .model_folder import init_model_folder
+from .training import load_model_and_processor, save_hub_folder
 
 MAX_LOGIT_SCALE = math.log(100.0)
 
@@ -194,3 +196,27 @@ def dataset_texts(*paths: str | Path) -> list[str]:
             texts += [str(t["value"]).replace("<video>", "") for t in r.get("conversations", [])]
             texts += [str(r[k]) for k in ("caption", "long_caption", "q", "a") if k in r]
     return texts
+
+
+def initial_model(
+    model_name_or_path: str | None,
+    init_dir: Path,
+    corpus: list[str],
+    preset: str,
+    overrides: dict[str, Any],
+    seed: int,
+    vocab_size: int,
+) -> tuple[HiLightForConditionalGeneration, Any]:
+    """Where a stage-0 run starts: the given model folder, or a fresh ``preset`` model whose BPE tokenizer is
+    trained on the text of ``corpus`` (files), saved to ``init_dir`` once (by the main process) so a resumed
+    run starts from the same weights and tokenizer."""
+    if model_name_or_path:
+        return load_model_and_processor(model_name_or_path)
+    state = PartialState()
+    if state.is_main_process and not (init_dir / "config.json").exists():
+        model, processor = new_model(
+            preset, dataset_texts(*[p for p in corpus if p]), overrides, seed=seed, vocab_size=vocab_size
+        )
+        save_hub_folder(model, processor, init_dir)
+    state.wait_for_everyone()
+    return load_model_and_processor(init_dir)

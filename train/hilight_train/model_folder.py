@@ -26,9 +26,9 @@ from .tokenizer import train_tokenizer
 
 def build_processor(config: HiLightConfig, tokenizer, **video_kwargs: Any) -> HiLightProcessor:
     """The processor that matches `config`: frames, image size and vision tokens per frame."""
-    size = config.video_config.image_size
+    height, width = config.video_config.frame_size
     video_processor = HiLightVideoProcessor(
-        num_frames=config.num_frames, size={"height": size, "width": size}, **video_kwargs
+        num_frames=config.num_frames, size={"height": height, "width": width}, **video_kwargs
     )
     return HiLightProcessor(
         video_processor, tokenizer, tokens_per_frame=config.token_mining_config.queries_per_frame

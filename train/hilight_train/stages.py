@@ -30,6 +30,7 @@ from trl import SFTConfig, TrlParser
 from .cache import build_feature_cache, cache_fingerprint, fingerprint_id
 from .collator import HiLightCollator
 from .frame_cache import open_frame_cache
+from .health import TokenHealthCallback
 from .training import (
     HiLightSFTTrainer,
     assert_trainable_only,
@@ -262,7 +263,7 @@ def build_trainer(
         eval_dataset=eval_rows,
         processing_class=processor,
         peft_config=peft_config,
-        callbacks=(callbacks or []) + default_callbacks(f"HiLight {stage}"),
+        callbacks=(callbacks or []) + default_callbacks(f"HiLight {stage}") + [TokenHealthCallback()],
     )
     if peft_config is not None:
         allowed = ["lora_A.", "lora_B."] + (

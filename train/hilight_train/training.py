@@ -259,7 +259,27 @@ class HiLightSFTTrainer(AtomicCheckpointMixin, SFTTrainer):
 
 
 class HiLightTrainer(AtomicCheckpointMixin, Trainer):
-    """``transformers.Trainer`` with atomic checkpoints (stage 0; the model returns its own loss)."""
+    """``transformers.Trainer`` with atomic checkpoints (stage 0; the model returns its own loss). Other scalar
+    entries of the model's output dict (loss components) are averaged over the logging interval and logged
+    beside the loss."""
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        loss, outputs = super().compute_loss(
+            model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch
+        )
+        if isinstance(outputs, dict) and model.training:
+            sums = self.__dict__.setdefault("_component_sums", {})
+            for key, value in outputs.items():
+                if key != "loss" and isinstance(value, torch.Tensor) and value.numel() == 1:
+                    total, count = sums.get(key, (0.0, 0))
+                    sums[key] = (total + float(value), count + 1)
+        return (loss, outputs) if return_outputs else loss
+
+    def log(self, logs: dict[str, float], *args, **kwargs) -> None:
+        if "loss" in logs:
+            for key, (total, count) in self.__dict__.pop("_component_sums", {}).items():
+                logs[key] = round(total / count, 4)
+        super().log(logs, *args, **kwargs)
 
 
 # ----------------------------------------------------------------------------------------- callbacks

@@ -1,7 +1,8 @@
 """One clip end to end: sample, simulate, judge, describe, render and encode.
 
 ``make_clip(game, seed, cfg)`` is a pure function of its arguments (all randomness comes from
-``numpy.random.default_rng(seed)``), so the same seed gives the same record and the same video bytes.
+``numpy.random.default_rng(seed)``), so the same seed gives the same record, the same video bytes and the
+same per-frame ground truth (``frame_truth``: where every ball is drawn in every frame).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 import pooltool as pt
 import pooltool.constants as const
 
+from . import frame_truth
 from .camera import sample_camera
 from .captions import canonical_events, caption_events, make_caption
 from .games import get_game
@@ -78,7 +80,8 @@ def _simulate(game: str, rng: np.random.Generator, cfg: ClipConfig):
 
 
 def make_clip(game: str, seed: int, cfg: ClipConfig = ClipConfig(), timings: dict | None = None):
-    """Build one clip. Returns (frames (F, H, W, 3) uint8, record dict without split/id)."""
+    """Build one clip. Returns (frames (F, H, W, 3) uint8, record dict without split/id, its
+    `frame_truth.FrameTruth`)."""
     t0, c0 = time.perf_counter(), time.process_time()
     rng = np.random.default_rng(seed)
     spec = get_game(game)
@@ -108,6 +111,7 @@ def make_clip(game: str, seed: int, cfg: ClipConfig = ClipConfig(), timings: dic
     bg = render_background(cam, system.table, look, _cushion_width(game), rng)
     sprites = BallSprites(game, names, cam, rng, look.blur)
     frames = render_frames(bg, cam, sprites, ids, names, R, xyz, on)
+    per_frame = frame_truth.compute(cam, names, R, xyz, on, cfg.fps)
     t2, c2 = time.perf_counter(), time.process_time()
     if timings is not None:  # wall and CPU seconds per stage
         for key, value in (
@@ -139,7 +143,7 @@ def make_clip(game: str, seed: int, cfg: ClipConfig = ClipConfig(), timings: dic
         "caption_facts": canonical_events(caption_events(game, truth)),
         "long_caption": long_caption(game, family, look.cloth, caption),
     }
-    return frames, record
+    return frames, record, per_frame
 
 
 def _cushion_width(game: str) -> float:

@@ -3,6 +3,8 @@
 Layout of a dataset folder::
 
     videos/<clip>.mp4         H.264 clips
+    truth/<clip>.safetensors  per-frame ground truth: every ball's position, projected radius and state in
+                              every rendered frame (``frame_truth``)
     records/<clip>.json       everything about one clip (written last, atomically: its presence
                               marks the clip finished, so re-running skips it)
     annotations.json          all entries (LLaVA/HiLight conversation format + type, facts, split)
@@ -76,19 +78,21 @@ def plan(
 
 
 def is_done(out: Path, job: ClipJob) -> bool:
-    return (out / "records" / f"{job.clip_id}.json").exists() and (
-        out / "videos" / f"{job.clip_id}.mp4"
-    ).exists()
+    return all(
+        (out / sub / f"{job.clip_id}{ext}").exists()
+        for sub, ext in (("records", ".json"), ("videos", ".mp4"), ("truth", ".safetensors"))
+    )
 
 
 def run_job(out: Path, job: ClipJob, cfg, timings: dict | None = None) -> str:
-    """Generate one clip (video first, then its record); skip it if already finished."""
+    """Generate one clip (video and frame truth first, then its record); skip it if already finished."""
     if is_done(out, job):
         return job.clip_id
+    from . import frame_truth
     from .clip import make_clip  # imported in the worker (pooltool and numba load there)
     from .video import X264_OPTIONS, write_mp4
 
-    frames, record = make_clip(job.game, job.seed, cfg, timings=timings)
+    frames, record, truth = make_clip(job.game, job.seed, cfg, timings=timings)
     import time
 
     t = time.perf_counter()
@@ -97,11 +101,13 @@ def run_job(out: Path, job: ClipJob, cfg, timings: dict | None = None) -> str:
     )
     if timings is not None:
         timings["encode"] = timings.get("encode", 0.0) + time.perf_counter() - t
+    frame_truth.write(out / "truth" / f"{job.clip_id}.safetensors", truth)
     record = {
         "id": job.clip_id,
         "split": job.split,
         "index": job.index,
         "video": f"videos/{job.clip_id}.mp4",
+        "frame_truth": f"truth/{job.clip_id}.safetensors",
         **record,
     }
     atomic_write_text(out / "records" / f"{job.clip_id}.json", json.dumps(record))
@@ -154,6 +160,7 @@ def merge(out: Path, jobs: list[ClipJob], command: str = "") -> dict:
         "seed",
         "engine_version",
         "video",
+        "frame_truth",
         "n_frames",
         "config",
         "shot",
@@ -247,6 +254,16 @@ def render_card(stats: dict, command: str = "") -> str:
         f"- games: {dict(stats['games'])}",
         f"- cameras: {dict(stats['cameras'])}",
         f"- shots cut at the maximum duration: {stats['truncated']}",
+        "",
+        "## Per-frame ground truth",
+        "",
+        "`truth/<clip>.safetensors` (safetensors, deterministic bytes; read with",
+        "`hilight_train.billiards.frame_truth.read`) holds for every rendered frame and every ball: `xy` the centre",
+        "in rendered-frame pixels (float32, sub-pixel exact), `radius` the projected radius in pixels, `uv` the",
+        "view coordinates the answers name regions in, and `state` (0 gone, 1 still, 2 moving, 3 potted in this",
+        "frame, 4 centre outside the picture); its metadata names each ball column (canonical ids) and the frame",
+        "size. The processor's frames are `frames_indices` of these; a position maps into a resized model input by",
+        "`x * width' / width, y * height' / height` (`frame_truth.to_model_input`).",
         "",
         "## Clips per split and game",
         "",

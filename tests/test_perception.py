@@ -1,0 +1,118 @@
+"""Perception: the scene stream's labels, the dense targets, stage 0 (perception) and its report."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hilight_train.billiards import frame_truth as ft
+from hilight_train.billiards.scenes import SceneStream, sample_layout
+from hilight_train.perception import CLASS_INDEX, clip_targets, frame_targets
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _train_utils import OVERRIDES
+
+torch.set_num_threads(1)
+
+
+def test_stream_is_seekable_deterministic_and_labelled():
+    stream = SceneStream(("9ball", "snooker"), seed=3, frames=4, width=160, height=96)
+    a, b, c = stream[7], stream[7], stream[8]
+    assert np.array_equal(a.frames, b.frames) and np.array_equal(a.truth.xy, b.truth.xy)
+    assert a.game == "snooker" and c.game == "9ball" and not np.array_equal(a.frames[0], c.frames[0])
+    assert a.frames.shape == (4, 96, 160, 3) and a.truth.state.shape == (4, len(a.truth.balls))
+    with pytest.raises(IndexError):
+        stream[len(stream)]
+    # the labels are where the pictures change: a ball that leaves its spot changes the pixels there
+    checked = 0
+    for i in range(12):
+        scene = stream[i]
+        t = scene.truth
+        for j in range(len(t.balls)):
+            gone = t.state[-1, j] == ft.GONE
+            far = gone or np.linalg.norm(t.xy[-1, j] - t.xy[0, j]) > 3 * t.radius[0, j]
+            covered = any(np.linalg.norm(t.xy[-1, k] - t.xy[0, j]) < 2 * t.radius[0, j] + 1
+                          for k in range(len(t.balls)) if t.state[-1, k] != ft.GONE)  # fmt: skip
+            if t.state[0, j] == ft.STILL and far and not covered and t.radius[0, j] > 1.5:
+                x, y = np.floor(t.xy[0, j]).astype(int)
+                assert np.abs(scene.frames[0, y, x].astype(int) - scene.frames[-1, y, x]).max() > 12
+                checked += 1
+    assert checked >= 3
+
+
+def test_layouts_keep_balls_apart_and_on_the_cloth():
+    rng = np.random.default_rng(0)
+    for game in ("9ball", "8ball", "snooker"):
+        for _ in range(20):
+            ids, xy = sample_layout(game, rng)
+            assert len(ids) == len(xy) >= 1 and len(set(ids)) == len(ids)
+            d = np.linalg.norm(xy[:, None] - xy[None], axis=-1) + np.eye(len(xy)) * 1e9
+            assert d.min() >= 2 * 0.0262  # never overlapping (snooker balls are the smallest)
+
+
+def test_dense_targets_of_a_hand_made_truth():
+    # two frames, 448 x 256, a 2 x 4 grid; the cue ball and two reds; one red is potted in frame 1
+    xy = np.array([[[10, 10], [300, 200], [310, 205]], [[120, 10], [300, 200], [0, 0]]], dtype=np.float32)
+    uv = np.array(
+        [[[0.1, 0.9], [0.7, 0.2], [0.7, 0.2]], [[0.5, 0.5], [0.7, 0.2], [0.0, 0.0]]], dtype=np.float32
+    )
+    state = np.array([[ft.STILL, ft.STILL, ft.MOVING], [ft.MOVING, ft.STILL, ft.POTTED]], dtype=np.uint8)
+    truth = ft.FrameTruth(
+        ["cue", "red", "red"], xy, np.full((2, 3), 4, np.float32), uv, state, 448, 256, 30.0
+    )
+    y = frame_targets(truth, (2, 4))
+    red, cue = CLASS_INDEX["red"], CLASS_INDEX["cue"]
+    assert y["cells"].shape == (2, 8, len(CLASS_INDEX))
+    assert y["cells"][0, 0, cue] == 1 and y["cells"][1, 1, cue] == 1  # x 120 of 448 is column 1 of 4
+    assert y["cells"][0, 6, red] == 1 and y["cells"][0].sum() == 2  # both reds share cell (row 1, col 2)
+    assert y["counts"][0, red] == 2 and y["counts"][1, red] == 1
+    assert y["cue_region"].tolist() == [0, 4] and y["cue_cell"].tolist() == [0, 1]
+    assert np.allclose(y["cue_xy"][0], [10 / 448, 10 / 256]) and y["regions"][0, red, 8] == 1
+    c = clip_targets(truth)
+    assert c["potted"][red] == 1 and c["potted"].sum() == 1 and int(c["potted_count"]) == 1
+    assert c["moved"][cue] == 1 and c["moved"][red] == 1 and int(c["final_cue_region"]) == 4
+
+
+def test_stage0_perception_trains_and_the_report_measures_it(tmp_path, engine_data):
+    """A few steps of stage 0 (perception) on the stream, then the report on real engine clips."""
+    import subprocess
+
+    repo = Path(__file__).resolve().parents[1]
+    out = tmp_path / "perception"
+    overrides = json.dumps({**OVERRIDES, "num_frames": 2})
+    cmd = [
+        sys.executable, str(repo / "train" / "stage0_perception.py"),
+        "--config", str(repo / "train" / "configs" / "tiny" / "stage0_perception.yaml"),
+        "--tokenizer_corpus", str(engine_data / "annotations.json"), "--vocab_size", "600",
+        "--model_overrides", overrides, "--output_dir", str(out), "--scenes", "4",
+        "--per_device_train_batch_size", "2", "--dataloader_num_workers", "0", "--save_steps", "1",
+    ]  # fmt: skip
+    subprocess.run(cmd, check=True, cwd=repo, timeout=600)
+    assert (out / "perception_heads.safetensors").is_file() and (out / "model.safetensors").is_file()
+    assert (out / "log.jsonl").read_text().strip()
+    from safetensors.torch import load_file
+
+    trained, start = (
+        load_file(str(out / "model.safetensors")),
+        load_file(str(out / "init" / "model.safetensors")),
+    )
+    changed = {k.split(".")[0] for k in trained if not torch.equal(trained[k], start[k])}
+    assert changed == {"video_tower", "image_tower"}  # only the towers train; their text encoders stay
+    assert all(torch.equal(trained[k], start[k]) for k in trained if ".text_model." in k)
+    report = tmp_path / "report"
+    cmd = [
+        sys.executable, str(repo / "train" / "perception_report.py"), "--model", str(out),
+        "--data", str(engine_data), "--test_split", "train", "--cnn_steps", "2", "--out", str(report),
+    ]  # fmt: skip
+    subprocess.run(cmd, check=True, cwd=repo, timeout=600)
+    result = json.loads((report / "report.json").read_text())
+    assert {r["fact"] for r in result["probes"]} >= {"ball_moved"}
+    for tower in ("video", "image"):
+        m = result["cells"][tower]
+        assert 0 <= m["cells"]["f1"] <= 1 and m["frames"] > 0
+    assert (report / "cells.png").stat().st_size > 0 and "ball-cell" in (report / "report.md").read_text()

@@ -1,0 +1,226 @@
+"""Perception: dense targets from the engine's per-frame ground truth, and the small heads that learn them.
+
+Stage 0 of towers trained from scratch teaches them to see (``train/stage0_perception.py``). Every target
+comes from a `FrameTruth` (a stream scene's or a dataset clip's sampled frames), on the towers' token grid
+of ``(gh, gw)`` cells and the class vocabulary ``CLASSES`` (canonical ball ids; snooker reds are one class):
+
+    cells        (T, gh*gw, K)  class k has a ball centre in cell c            patch tokens of both towers
+    counts       (T, K)         visible balls per class                         Long-CLIP frame embedding
+    regions      (T, K, 9)      class k has a ball in view region r (3 x 3)     Long-CLIP frame embedding
+    cue_xy       (T, 2)         cue-ball centre / (W, H), cue_present (T,)      Long-CLIP frame embedding
+    cue_region   (T,)           view region of the cue ball, 9 = not visible    Long-CLIP frame embedding
+    potted       (K,)           a ball of class k left the table in the clip    CLIP-ViP CLS + proxy tokens
+    moved        (K,)           a ball of class k moved (or left the table)     CLIP-ViP CLS + proxy tokens
+    potted_count ()             balls that left the table, capped at 8          CLIP-ViP CLS + proxy tokens
+    final_cue_region ()         view region of the cue ball in the last frame   CLIP-ViP CLS + proxy tokens
+
+The heads are linear (a LayerNorm in front where the tower's output is not normalised), so what they read
+is linearly present in the towers; they are dropped at export, like the towers' text encoders.
+
+Shape legend: V clips, T frames, P = gh*gw cells, K classes, Dv / Wi tower widths, Di frame-embedding width.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .billiards import frame_truth as ft
+
+CLASSES = ("cue", *(str(i) for i in range(1, 16)), "red", "yellow", "green", "brown", "blue", "pink", "black")
+CLASS_INDEX = {c: i for i, c in enumerate(CLASSES)}
+K = len(CLASSES)
+REGIONS = 9  # the 3 x 3 view regions of camera.REGIONS, row-major from the top-left
+MAX_POTTED = 8
+# Positives are rare (a frame has a few balls in ~100 cells x 23 classes): weighting them in the binary
+# cross-entropies lets the heads and towers leave the all-negative start (measured: flat cell loss without it).
+POS_WEIGHT = 5.0
+
+
+def view_region(uv: np.ndarray) -> np.ndarray:
+    """Region index (..., ) of view coordinates (..., 2), as `camera.View.region_name` names them."""
+    u, v = uv[..., 0], uv[..., 1]
+    col = np.where(u < 1 / 3, 0, np.where(u > 2 / 3, 2, 1))
+    row = np.where(v > 2 / 3, 0, np.where(v < 1 / 3, 2, 1))
+    return row * 3 + col
+
+
+def frame_targets(truth: ft.FrameTruth, grid: tuple[int, int]) -> dict[str, np.ndarray]:
+    """Per-frame targets (see the module docstring) of the frames in ``truth``."""
+    gh, gw = grid
+    T = truth.state.shape[0]
+    cls = np.array([CLASS_INDEX.get(b, -1) for b in truth.balls], dtype=np.int64)  # (B,)
+    vis = truth.visible() & (cls >= 0)[None]  # (T, B)
+    col = np.clip((truth.xy[..., 0] / truth.width * gw).astype(np.int64), 0, gw - 1)  # (T, B)
+    row = np.clip((truth.xy[..., 1] / truth.height * gh).astype(np.int64), 0, gh - 1)
+    cell = row * gw + col
+    region = view_region(truth.uv)  # (T, B)
+    cells = np.zeros((T, gh * gw, K), dtype=np.float32)
+    counts = np.zeros((T, K), dtype=np.float32)
+    regions = np.zeros((T, K, REGIONS), dtype=np.float32)
+    cue_xy = np.zeros((T, 2), dtype=np.float32)
+    cue_present = np.zeros(T, dtype=np.float32)
+    cue_region = np.full(T, REGIONS, dtype=np.int64)
+    cue_cell = np.full(T, -1, dtype=np.int64)
+    t_idx, b_idx = np.nonzero(vis)
+    cells[t_idx, cell[t_idx, b_idx], cls[b_idx]] = 1.0
+    np.add.at(counts, (t_idx, cls[b_idx]), 1.0)
+    regions[t_idx, cls[b_idx], region[t_idx, b_idx]] = 1.0
+    for t, b in zip(t_idx, b_idx, strict=True):
+        if cls[b] == 0:
+            cue_xy[t] = truth.xy[t, b] / np.array([truth.width, truth.height])
+            cue_present[t] = 1.0
+            cue_region[t] = region[t, b]
+            cue_cell[t] = cell[t, b]
+    return {
+        "cells": cells, "counts": counts, "regions": regions, "cue_xy": cue_xy, "cue_present": cue_present,
+        "cue_region": cue_region, "cue_cell": cue_cell,
+    }  # fmt: skip
+
+
+def clip_targets(truth: ft.FrameTruth) -> dict[str, np.ndarray]:
+    """Clip-level targets from every frame of a clip (not only the sampled ones)."""
+    cls = np.array([CLASS_INDEX.get(b, -1) for b in truth.balls], dtype=np.int64)
+    left = (truth.state == ft.POTTED).any(0) & (cls >= 0)  # (B,)
+    moved = ((truth.state == ft.MOVING) | (truth.state == ft.POTTED)).any(0) & (cls >= 0)
+    potted = np.zeros(K, dtype=np.float32)
+    potted[cls[left]] = 1.0
+    moved_k = np.zeros(K, dtype=np.float32)
+    moved_k[cls[moved]] = 1.0
+    last = frame_targets(truth.select([truth.num_frames - 1]), (1, 1))
+    return {
+        "potted": potted,
+        "moved": moved_k,
+        "potted_count": np.int64(min(int(left.sum()), MAX_POTTED)),
+        "final_cue_region": np.int64(last["cue_region"][0]),
+    }
+
+
+class PerceptionHeads(nn.Module):
+    """Linear heads on the towers' outputs (dropped at export)."""
+
+    def __init__(self, video_width: int, image_width: int, embed_dim: int, num_leading: int):
+        super().__init__()
+        self.video_cells = nn.Sequential(nn.LayerNorm(video_width), nn.Linear(video_width, K))
+        self.image_cells = nn.Sequential(nn.LayerNorm(image_width), nn.Linear(image_width, K))
+        self.frame = nn.Linear(embed_dim, K + K * REGIONS + 2 + 1 + REGIONS + 1)
+        self.clip = nn.Sequential(
+            nn.LayerNorm(num_leading * video_width),
+            nn.Linear(num_leading * video_width, 2 * K + MAX_POTTED + 1 + REGIONS + 1),
+        )
+
+    def split_frame(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        counts, regions, cue_xy, cue_present, cue_region = x.split([K, K * REGIONS, 2, 1, REGIONS + 1], -1)
+        return {
+            "counts": counts, "regions": regions.unflatten(-1, (K, REGIONS)), "cue_xy": cue_xy,
+            "cue_present": cue_present[..., 0], "cue_region": cue_region,
+        }  # fmt: skip
+
+    def split_clip(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        potted, moved, count, region = x.split([K, K, MAX_POTTED + 1, REGIONS + 1], -1)
+        return {"potted": potted, "moved": moved, "potted_count": count, "final_cue_region": region}
+
+
+def tower_outputs(
+    video_tower: nn.Module, image_tower: nn.Module, heads: PerceptionHeads, pixels: torch.Tensor
+):
+    """Head outputs of clips (V, T, 3, H, W): {name: logits}, with the cell logits of both towers
+    (V, T, P, K) and the frame-embedding and clip heads split into their targets."""
+    V, T = pixels.shape[:2]
+    M = video_tower.config.num_leading_tokens
+    hidden = video_tower(pixels)  # (V, M + T*P, Dv), what TokenMining reads
+    P = (hidden.shape[1] - M) // T
+    tokens = image_tower.forward_features(pixels.flatten(0, 1))  # (V*T, 1 + P, Wi)
+    embeds = image_tower.projection(image_tower.post_layernorm(tokens[:, 0]))  # (V*T, Di) = encode_image
+    out = {
+        "video_cells": heads.video_cells(hidden[:, M:]).view(V, T, P, K),
+        "image_cells": heads.image_cells(tokens[:, 1:]).view(V, T, P, K),
+    }
+    out.update({k: v.unflatten(0, (V, T)) for k, v in heads.split_frame(heads.frame(embeds)).items()})
+    out.update(heads.split_clip(heads.clip(hidden[:, :M].flatten(1))))
+    return out
+
+
+def perception_losses(out: dict[str, torch.Tensor], y: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """One loss per target; cell and region losses are summed over classes, averaged over cells/frames."""
+    out = {k: v.float() for k, v in out.items()}
+
+    def bce(logits, target, reduction="mean"):
+        weight = torch.full((logits.shape[-1],), POS_WEIGHT, device=logits.device)
+        return F.binary_cross_entropy_with_logits(logits, target, reduction=reduction, pos_weight=weight)
+
+    present = y["cue_present"]
+    return {
+        "video_cells": bce(out["video_cells"], y["cells"], reduction="none").sum(-1).mean(),
+        "image_cells": bce(out["image_cells"], y["cells"], reduction="none").sum(-1).mean(),
+        "counts": F.smooth_l1_loss(out["counts"], y["counts"]),
+        "regions": bce(out["regions"], y["regions"], reduction="none").sum((-1, -2)).mean() / REGIONS,
+        "cue_xy": ((out["cue_xy"] - y["cue_xy"]) ** 2).sum(-1).mul(present).sum()
+        / present.sum().clamp(min=1)
+        * 10,
+        "cue_present": F.binary_cross_entropy_with_logits(out["cue_present"], present),
+        "cue_region": F.cross_entropy(out["cue_region"].flatten(0, 1), y["cue_region"].flatten()),
+        "potted": bce(out["potted"], y["potted"], reduction="none").sum(-1).mean(),
+        "moved": bce(out["moved"], y["moved"], reduction="none").sum(-1).mean(),
+        "potted_count": F.cross_entropy(out["potted_count"], y["potted_count"]),
+        "final_cue_region": F.cross_entropy(out["final_cue_region"], y["final_cue_region"]),
+    }
+
+
+class TowerPerceptionModel(nn.Module):
+    """Both towers of a HiLight model under the perception targets (shares the towers' modules)."""
+
+    def __init__(self, video_tower: nn.Module, image_tower: nn.Module, heads: PerceptionHeads):
+        super().__init__()
+        self.video_tower = video_tower
+        self.image_tower = image_tower
+        self.heads = heads
+
+    def forward(self, pixel_values: torch.Tensor, **targets: torch.Tensor) -> dict[str, torch.Tensor]:
+        losses = perception_losses(
+            tower_outputs(self.video_tower, self.image_tower, self.heads, pixel_values), targets
+        )
+        return {"loss": sum(losses.values()), **{k: v.detach() for k, v in losses.items()}}
+
+
+def heads_for(model: Any) -> PerceptionHeads:
+    """Fresh perception heads sized for a HiLight model's towers."""
+    vc, ic = model.config.video_config, model.config.image_config
+    return PerceptionHeads(vc.hidden_size, ic.hidden_size, ic.projection_dim, vc.num_leading_tokens)
+
+
+@dataclass
+class SceneDataset(torch.utils.data.Dataset):
+    """Stream scenes as training rows: ``pixel_values`` (T, 3, H, W) from the processor's transform, plus the
+    frame and clip targets on ``grid``."""
+
+    stream: Any  # billiards.scenes.SceneStream
+    video_processor: Any
+    grid: tuple[int, int]
+    size: int
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        scene = self.stream[int(index)]
+        row = {"pixel_values": self.video_processor.transform(scene.frames)}
+        row.update(targets_of(scene.truth, self.grid, scene.truth))
+        return row
+
+
+def targets_of(
+    sampled: ft.FrameTruth, grid: tuple[int, int], whole: ft.FrameTruth
+) -> dict[str, torch.Tensor]:
+    """Frame targets of the sampled frames and clip targets of the whole clip, as tensors."""
+    rows = {**frame_targets(sampled, grid), **clip_targets(whole)}
+    return {k: torch.as_tensor(v) for k, v in rows.items() if k != "cue_cell"}
+
+
+def collate(rows: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    return {k: torch.stack([r[k] for r in rows]) for k in rows[0]}

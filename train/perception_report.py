@@ -1,0 +1,285 @@
+"""Perception report: do a model's frozen towers see the balls? Measured on a data-engine dataset's clips.
+
+For every clip of the train and test splits the processor samples the frames (as the model sees them), the
+per-frame truth (``truth/<clip>.safetensors``) gives the exact labels of those frames, and the towers run once.
+
+- From the perception heads of stage 0 (``perception_heads.safetensors`` beside the model): ball-cell
+  precision / recall / F1 of the patch tokens of each tower (a cell predicts every ball class whose centre
+  lies in it), per-frame ball presence F1 (a class is present when any cell predicts it), and cue-ball cell
+  accuracy (the cell with the highest cue score is the cue ball's), on the test split's sampled frames.
+- Linear probes of the frozen tower outputs, fit on the train split and scored on the test split, for
+  ``cue_rest_region``, ``potted_count``, ``potted_balls`` (answers of the dataset's questions) and
+  ``ball_moved`` (for every ball class on the table in a clip's first frame: did a ball of it move), beside
+  the train majority and a CNN control (``hilight_train.probes.cnn_classifier``) trained from scratch on the
+  same clips' first and last sampled frames.
+- ``cells.png``: predicted vs true ball cells on the last sampled frame of the first test clips.
+
+    python train/perception_report.py --model outputs/default/stage0 --data outputs/default/data \
+        --out outputs/default/perception
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+from safetensors.torch import load_file
+from tqdm import tqdm
+
+from hilight_train.billiards import frame_truth as ft
+from hilight_train.files import atomic_write_text
+from hilight_train.perception import (
+    CLASSES,
+    K,
+    PerceptionHeads,
+    heads_for,
+    targets_of,
+    tower_outputs,
+)
+from hilight_train.probes import cnn_classifier, linear_probe, train_classifier
+from hilight_train.training import load_model_and_processor
+
+FACTS = ("cue_rest_region", "potted_count", "potted_balls")
+
+
+def load_clips(data: Path, split: str) -> list[dict]:
+    """Clips of a split: id, video, truth file, answers per question type, and the summary truth."""
+    events = [
+        json.loads(x) for x in (data / "events.jsonl").read_text(encoding="utf-8").splitlines() if x.strip()
+    ]
+    clips = {e["id"]: {**e, "facts": {}} for e in events if e["split"] == split}
+    for entry in json.loads((data / f"annotations_{split}.json").read_text(encoding="utf-8")):
+        clips[entry["clip"]]["facts"][entry["type"]] = json.dumps(entry["facts"], sort_keys=True)
+    missing = [c for c in clips.values() if not c.get("frame_truth")]
+    if missing:
+        raise SystemExit(f"{data}: clip {missing[0]['id']} has no per-frame truth; regenerate the dataset")
+    return [clips[k] for k in sorted(clips)]
+
+
+@torch.no_grad()
+def run(model, heads: PerceptionHeads, processor, data: Path, clips: list[dict], batch: int = 4) -> dict:
+    """Tower features, head scores, targets and CNN inputs for ``clips`` (bf16 autocast)."""
+    grid = model.config.video_config.grid_size
+    M = model.config.video_config.num_leading_tokens
+    out: dict[str, list] = {}
+    for i in tqdm(range(0, len(clips), batch), desc="towers", unit="batch"):
+        chunk = clips[i : i + batch]
+        frames, targets = [], []
+        for clip in chunk:
+            pixels, meta = processor.video_processor.load(str(data / clip["video"]))
+            whole = ft.read(data / clip["frame_truth"])
+            frames.append(processor.video_processor.transform(pixels))
+            targets.append(targets_of(whole.select(meta.frames_indices), grid, whole))
+        pixel_values = torch.stack(frames)  # (V, T, 3, H, W)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            scores = tower_outputs(model.video_tower, model.image_tower, heads, pixel_values)
+            hidden = model.video_tower(pixel_values)  # (V, M + T*P, Dv)
+            embeds = model.image_tower(pixel_values)  # (V, T, Di)
+        T = embeds.shape[1]
+        rows = {
+            "video_special": hidden[:, :M].float().flatten(1),
+            "video_frames": hidden[:, M:].float().unflatten(1, (T, -1)).mean(2).flatten(1),
+            "image_frames": embeds.float().flatten(1),
+            "video_cells": scores["video_cells"].float().sigmoid(),
+            "image_cells": scores["image_cells"].float().sigmoid(),
+            "cnn_input": torch.cat(
+                [pixel_values[:, 0], pixel_values[:, -1]], dim=1
+            ).bfloat16(),  # (V, 6, H, W)
+            **{k: torch.stack([t[k] for t in targets]) for k in targets[0]},
+        }
+        for k, v in rows.items():
+            out.setdefault(k, []).append(v)
+    return {k: torch.cat(v) for k, v in out.items()}
+
+
+def cell_metrics(scores: torch.Tensor, cells: torch.Tensor) -> dict:
+    """Ball-cell and per-frame presence P/R/F1 and cue-cell accuracy; scores/cells (N, T, P, K)."""
+
+    def prf(pred, true):
+        tp = (pred & true).sum().item()
+        p, r = tp / max(pred.sum().item(), 1), tp / max(true.sum().item(), 1)
+        return {"precision": p, "recall": r, "f1": 2 * p * r / max(p + r, 1e-12)}
+
+    pred, true = scores > 0.5, cells > 0.5
+    cue_true = true[..., 0]  # (N, T, P)
+    has_cue = cue_true.any(-1)  # (N, T)
+    hit = cue_true.gather(-1, scores[..., 0].argmax(-1, keepdim=True))[..., 0]  # (N, T)
+    return {
+        "cells": prf(pred, true),
+        "presence": prf(pred.any(2), true.any(2)),
+        "cue_cell_accuracy": hit[has_cue].float().mean().item(),
+        "frames": int(true.shape[0] * true.shape[1]),
+    }
+
+
+def moved_pairs(feats: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """(clip index, class) of every ball class on the table in a clip's first sampled frame."""
+    first = feats["counts"][:, 0] > 0  # (N, K)
+    return first.nonzero(as_tuple=True)
+
+
+def probe_table(
+    train: dict, test: dict, clips_train: list[dict], clips_test: list[dict], cnn_steps: int
+) -> list[dict]:
+    reps = {
+        "video_special": ["video_special"],
+        "video_frames": ["video_frames"],
+        "image_frames": ["image_frames"],
+        "towers (all)": ["video_special", "video_frames", "image_frames"],
+    }
+    rows = []
+    facts = [(f, None) for f in FACTS] + [("ball_moved", "multilabel")]
+    for fact, kind in facts:
+        if kind is None:
+            tr = [i for i, c in enumerate(clips_train) if fact in c["facts"]]
+            te = [i for i, c in enumerate(clips_test) if fact in c["facts"]]
+            labels = sorted(
+                {clips_train[i]["facts"][fact] for i in tr} | {clips_test[i]["facts"][fact] for i in te}
+            )
+            y_tr = torch.tensor([labels.index(clips_train[i]["facts"][fact]) for i in tr])
+            y_te = torch.tensor([labels.index(clips_test[i]["facts"][fact]) for i in te])
+            majority = (y_te == torch.bincount(y_tr, minlength=len(labels)).argmax()).float().mean().item()
+
+            def score(logits, y_te=y_te):
+                return (logits.argmax(-1) == y_te).float().mean().item()
+
+            n_out, multilabel, y_fit = len(labels), False, y_tr
+        else:
+            tr, te = list(range(len(clips_train))), list(range(len(clips_test)))
+            y_fit = train["moved"]  # (N, K) every class
+            rows_te, cls_te = moved_pairs(test)
+            y_pairs = test["moved"][rows_te, cls_te]
+            rows_tr, cls_tr = moved_pairs(train)
+            prior = train["moved"][rows_tr, cls_tr].float().mean().item()
+            majority = (y_pairs == float(prior > 0.5)).float().mean().item()
+
+            def score(logits, rows_te=rows_te, cls_te=cls_te, y_pairs=y_pairs):
+                return ((logits[rows_te, cls_te] > 0) == (y_pairs > 0.5)).float().mean().item()
+
+            n_out, multilabel, labels = K, True, CLASSES
+        result = {
+            "fact": fact,
+            "classes": len(labels),
+            "train": len(tr),
+            "test": len(te),
+            "majority": majority,
+        }
+        for name, keys in reps.items():
+            x_tr = torch.cat([train[k][tr] for k in keys], 1)
+            x_te = torch.cat([test[k][te] for k in keys], 1)
+            result[name] = score(linear_probe(x_tr, y_fit, x_te, n_out, multilabel=multilabel))
+        cnn = cnn_classifier(n_out, in_channels=6)
+        logits, _ = train_classifier(
+            cnn, train["cnn_input"][tr], y_fit, test["cnn_input"][te], cnn_steps, 3e-3, 32, 0, multilabel
+        )
+        result["cnn control"] = score(logits)
+        rows.append(result)
+        print(json.dumps(result))
+    return rows
+
+
+def draw_cells(
+    data: Path, clips: list[dict], test: dict, grid: tuple[int, int], processor, out: Path, n: int = 4
+):
+    """PNG: the last sampled frame of the first ``n`` test clips; true ball centres as circles, each predicted
+    (cell, class) of the CLIP-ViP patch tokens as a label in its cell, green when right, red when wrong."""
+    gh, gw = grid
+    panels = []
+    for i, clip in enumerate(clips[:n]):
+        frames, meta = processor.video_processor.load(str(data / clip["video"]))
+        image = Image.fromarray(np.asarray(frames[-1])).convert("RGB")
+        W, H = image.size
+        draw = ImageDraw.Draw(image)
+        for r in range(1, gh):
+            draw.line([(0, r * H / gh), (W, r * H / gh)], fill=(90, 90, 90))
+        for c in range(1, gw):
+            draw.line([(c * W / gw, 0), (c * W / gw, H)], fill=(90, 90, 90))
+        truth = ft.read(data / clip["frame_truth"]).select(meta.frames_indices[-1:])
+        for b in np.nonzero(truth.visible()[0])[0]:
+            x, y = truth.xy[0, b]
+            rad = max(float(truth.radius[0, b]) + 2, 4)
+            draw.ellipse([x - rad, y - rad, x + rad, y + rad], outline=(255, 255, 255))
+        pred, true = test["video_cells"][i, -1] > 0.5, test["cells"][i, -1] > 0.5  # (P, K)
+        for p, k in zip(*pred.nonzero(as_tuple=True), strict=True):
+            r, c = divmod(int(p), gw)
+            colour = (60, 230, 60) if true[p, k] else (255, 60, 60)
+            slot = int(pred[p, :k].sum())
+            draw.text((c * W / gw + 2, r * H / gh + 1 + 10 * slot), CLASSES[int(k)], fill=colour)
+        for p, k in zip(*(true & ~pred).nonzero(as_tuple=True), strict=True):
+            r, c = divmod(int(p), gw)
+            draw.text(
+                (c * W / gw + 2, (r + 1) * H / gh - 11), f"missed {CLASSES[int(k)]}", fill=(255, 200, 0)
+            )
+        panels.append(np.asarray(image))
+    Image.fromarray(np.concatenate(panels, axis=0)).save(out)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="HiLight folder (stage 0 output) whose towers to measure")
+    p.add_argument(
+        "--heads",
+        type=Path,
+        default=None,
+        help="perception heads (default: <model>/perception_heads.safetensors)",
+    )
+    p.add_argument("--data", type=Path, required=True, help="data-engine dataset folder (with truth/)")
+    p.add_argument("--train_split", default="train")
+    p.add_argument("--test_split", default="test")
+    p.add_argument("--max_train_clips", type=int, default=None)
+    p.add_argument("--cnn_steps", type=int, default=600)
+    p.add_argument("--out", type=Path, required=True, help="folder for report.json, report.md and cells.png")
+    args = p.parse_args()
+
+    model, processor = load_model_and_processor(args.model)
+    model.eval()
+    heads = heads_for(model)
+    heads.load_state_dict(load_file(str(args.heads or Path(args.model) / "perception_heads.safetensors")))
+    clips_train = load_clips(args.data, args.train_split)[: args.max_train_clips]
+    clips_test = load_clips(args.data, args.test_split)
+    train = run(model, heads, processor, args.data, clips_train)
+    test = run(model, heads, processor, args.data, clips_test)
+    cells = {tower: cell_metrics(test[f"{tower}_cells"], test["cells"]) for tower in ("video", "image")}
+    probes = probe_table(train, test, clips_train, clips_test, args.cnn_steps)
+    args.out.mkdir(parents=True, exist_ok=True)
+    report = {"model": str(args.model), "data": str(args.data), "cells": cells, "probes": probes}
+    atomic_write_text(args.out / "report.json", json.dumps(report, indent=1))
+    draw_cells(
+        args.data, clips_test, test, model.config.video_config.grid_size, processor, args.out / "cells.png"
+    )
+    lines = [
+        f"Perception of `{args.model}` on `{args.data}` ({len(clips_train)} {args.train_split} / {len(clips_test)} "
+        f"{args.test_split} clips, {cells['video']['frames']} test frames)",
+        "",
+        "| tower | ball-cell P | R | F1 | presence F1 | cue-cell accuracy |",
+        "|---|---|---|---|---|---|",
+    ]
+    for tower, m in cells.items():
+        lines.append(
+            f"| {tower} | {m['cells']['precision']:.3f} | {m['cells']['recall']:.3f} | {m['cells']['f1']:.3f} | "
+            f"{m['presence']['f1']:.3f} | {m['cue_cell_accuracy']:.3f} |"
+        )
+    cols = ["video_special", "video_frames", "image_frames", "towers (all)", "cnn control", "majority"]
+    lines += [
+        "",
+        "| fact | classes | test | " + " | ".join(cols) + " |",
+        "|---|---|---|" + "---|" * len(cols),
+    ]
+    for r in probes:
+        lines.append(
+            f"| {r['fact']} | {r['classes']} | {r['test']} | "
+            + " | ".join(f"{r[c]:.3f}" for c in cols)
+            + " |"
+        )
+    text = "\n".join(lines) + "\n"
+    atomic_write_text(args.out / "report.md", text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -91,8 +91,8 @@ class HiLightVideoConfig(PreTrainedConfig):
             the same token grid.
         stem_channels (`list[int]`, *optional*): widths of the stem's convolutions (``conv_stem`` only);
             ``stem_stride * 2 ** (len(stem_channels) - 1)`` must equal ``patch_size``.
-        stem_stride (`int`, defaults to 2): stride of the stem's first convolution (a 3x3 conv when 2, else a
-            ``stem_stride``-square patchify conv); the others have stride 2.
+        stem_stride (`int`, defaults to 2): downsampling of the stem's first block (a ``stem_stride``-square
+            patchify conv, or when 2 a 3x3 conv + 2x2 max pooling like the later blocks, which all halve).
         num_channels (`int`, defaults to 3): input channels.
         num_proxy_tokens (`int`, defaults to 3): learned video proxy tokens ("added_cls" in CLIP-ViP) placed
             after CLS; the leading block is ``1 + num_proxy_tokens`` tokens that attend to everything, while a
@@ -202,11 +202,16 @@ class HiLightImageConfig(PreTrainedConfig):
             the same token grid.
         stem_channels (`list[int]`, *optional*): widths of the stem's convolutions (``conv_stem`` only);
             ``stem_stride * 2 ** (len(stem_channels) - 1)`` must equal ``patch_size``.
-        stem_stride (`int`, defaults to 2): stride of the stem's first convolution (a 3x3 conv when 2, else a
-            ``stem_stride``-square patchify conv); the others have stride 2.
+        stem_stride (`int`, defaults to 2): downsampling of the stem's first block (a ``stem_stride``-square
+            patchify conv, or when 2 a 3x3 conv + 2x2 max pooling like the later blocks, which all halve).
         num_channels (`int`, defaults to 3): input channels.
         projection_dim (`int`, defaults to 512): output width of ``ln_post(CLS) @ proj``; these per-frame
             embeddings are TokenMining's queries.
+        pooling (`str`, defaults to `"cls"`): what ``proj`` reads. ``"cls"`` is the official ``ln_post(CLS)``.
+            ``"grid"`` (towers trained from scratch) keeps where things are: every patch token after ``ln_post``
+            is reduced to ``grid_pool_dim`` channels, and a linear map of the whole flattened grid gives the
+            pooled vector, so the frame embedding is a linear function of every cell's content.
+        grid_pool_dim (`int`, defaults to 8): channels kept per cell by ``"grid"`` pooling.
         hidden_act (`str`, defaults to `"quick_gelu"`): MLP activation.
         layer_norm_eps (`float`, defaults to 1e-5): epsilon of every LayerNorm.
         use_text_encoder (`bool`, defaults to `True`): build the text encoder (contrastive pretraining only).
@@ -239,6 +244,8 @@ class HiLightImageConfig(PreTrainedConfig):
     stem_stride: int = 2
     num_channels: int = 3
     projection_dim: int = 512
+    pooling: Literal["cls", "grid"] = "cls"
+    grid_pool_dim: int = 8
     hidden_act: str = "quick_gelu"
     layer_norm_eps: float = 1e-5
     use_text_encoder: bool = True
@@ -271,13 +278,15 @@ class HiLightImageConfig(PreTrainedConfig):
     def validate_shapes(self):
         _check_positive(
             self, "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "patch_size",
-            "image_size", "num_channels", "projection_dim", "text_vocab_size", "text_hidden_size",
+            "image_size", "num_channels", "projection_dim", "grid_pool_dim", "text_vocab_size", "text_hidden_size",
             "text_intermediate_size", "text_num_hidden_layers", "text_num_attention_heads",
             "text_max_position_embeddings",
         )  # fmt: skip
         _check_heads(self, "hidden_size", "num_attention_heads")
         _check_heads(self, "text_hidden_size", "text_num_attention_heads")
         _check_patches(self)
+        if self.pooling not in ("cls", "grid"):
+            raise ValueError(f"HiLightImageConfig.pooling must be 'cls' or 'grid', got {self.pooling!r}.")
         if not 0 <= self.text_num_short_positions <= self.text_max_position_embeddings:
             raise ValueError(
                 "HiLightImageConfig.text_num_short_positions must lie in [0, text_max_position_embeddings], "
@@ -388,7 +397,7 @@ _TINY_FRAMES = {
     "image_width": 448,
     "patch_size": 32,
     "patch_embed": "conv_stem",
-    "stem_channels": [32, 96, 160, 256],
+    "stem_channels": [24, 48, 128, 256],
     "stem_stride": 4,
 }
 _TINY_TEXT = {
@@ -412,7 +421,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     # Same architecture, CPU sized, for towers trained from scratch: frames kept at the data engine's
     # 448 x 256 (no resize; balls 3-8 px across stay resolvable), a convolutional stem per tower making
-    # 32-px cells (8 x 14 = 112 per frame, 4 + 12 * 112 CLIP-ViP tokens), 4-layer towers of width 192 / 128,
+    # 32-px cells (8 x 14 = 112 per frame, 4 + 12 * 112 CLIP-ViP tokens), 4-layer towers of width 192 / 128
+    # (Long-CLIP's frame embedding pooled from the whole grid, so TokenMining's queries know where balls are),
     # 8 queries per frame (96 vision tokens) whose scale a final LayerNorm sets, a 4-layer Gemma of width 256.
     # vocab_size is a placeholder the default-model recipe sets from its tokenizer.
     "tiny": {
@@ -435,6 +445,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "num_hidden_layers": 4,
             "num_attention_heads": 2,
             "projection_dim": 128,
+            "pooling": "grid",
             **_TINY_TEXT,
         },
         "token_mining_config": {

@@ -280,22 +280,25 @@ def _maybe_normalize(x: torch.Tensor, normalize: bool) -> torch.Tensor:
 
 
 class ConvStem(nn.Module):
-    """Patch embedding for towers trained from scratch: a first conv of stride `first_stride` (3x3 when it is
-    2, else a `first_stride`-square patchify conv), more stride-2 3x3 convs, each + GroupNorm + ReLU, then a
-    1x1 conv to the tower width: (N, 3, H, W) -> (N, C, H/p, W/p) with p = first_stride * 2**(n-1), the token
-    grid of a patch-p conv. A single large-patch conv learns too slowly to see balls a few pixels wide."""
+    """Patch embedding for towers trained from scratch: a first `first_stride`-square patchify conv (or, when
+    `first_stride` is 2, a downsampling block like the others), then blocks of a 3x3 conv + GroupNorm + ReLU +
+    2x2 max pooling, then a 1x1 conv to the tower width: (N, 3, H, W) -> (N, C, H/p, W/p) with
+    p = first_stride * 2**(n-1), the token grid of a patch-p conv. A single large-patch conv learns too slowly
+    to see balls a few pixels wide; max pooling keeps a small ball's evidence where strided convs average it
+    away (measured: higher ball-cell F1 at the same steps)."""
 
     def __init__(self, in_channels: int, width: int, channels: list[int], first_stride: int = 2):
         super().__init__()
         layers: list[nn.Module] = []
         for i, out in enumerate(channels):
-            stride = first_stride if i == 0 else 2
-            kernel, padding = (3, 1) if stride == 2 else (stride, 0)
-            layers += [
-                nn.Conv2d(in_channels, out, kernel_size=kernel, stride=stride, padding=padding, bias=False),
-                nn.GroupNorm(math.gcd(8, out), out),
-                nn.ReLU(),
-            ]
+            patchify = i == 0 and first_stride != 2
+            if patchify:
+                conv = nn.Conv2d(in_channels, out, kernel_size=first_stride, stride=first_stride, bias=False)
+            else:  # 3x3 conv, then 2x2 max pooling below: a small ball's evidence survives the downsampling
+                conv = nn.Conv2d(in_channels, out, kernel_size=3, padding=1, bias=False)
+            layers += [conv, nn.GroupNorm(math.gcd(8, out), out), nn.ReLU()]
+            if not patchify:
+                layers.append(nn.MaxPool2d(2))
             in_channels = out
         self.convs = nn.Sequential(*layers)
         self.proj = nn.Conv2d(in_channels, width, kernel_size=1)
@@ -423,11 +426,22 @@ class LongCLIPImageTower(nn.Module):
         self.pre_layernorm = nn.LayerNorm(W, eps=config.layer_norm_eps)
         self.encoder = Transformer.vision_encoder(config)
         self.post_layernorm = nn.LayerNorm(W, eps=config.layer_norm_eps)
+        if config.pooling == "grid":
+            self.grid_reduce = nn.Linear(W, config.grid_pool_dim)
+            self.grid_mix = nn.Linear(config.num_patches * config.grid_pool_dim, W)
         self.projection = nn.Linear(W, config.projection_dim, bias=False)
         self.text_model = None
         if config.use_text_encoder:
             self.text_model = TextEncoder.from_tower_config(config)
             self.logit_scale = nn.Parameter(torch.tensor(config.logit_scale_init_value))
+
+    def pool(self, tokens: torch.Tensor) -> torch.Tensor:
+        """What the projection reads, (N, W), from last-layer tokens (N, 1 + P, W): ln_post(CLS), or with
+        `config.pooling="grid"` a linear map of every cell's ln_post token reduced to a few channels."""
+        if self.config.pooling == "grid":
+            cells = self.grid_reduce(self.post_layernorm(tokens[:, 1:]))  # (N, P, g)
+            return self.grid_mix(cells.flatten(1))  # (N, W)
+        return self.post_layernorm(tokens[:, 0])  # (N, W)
 
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:
         """Last-layer tokens (N, 1 + P, W) of images (N, 3, H, W)."""
@@ -437,9 +451,9 @@ class LongCLIPImageTower(nn.Module):
         return self.encoder(self.pre_layernorm(x))  # (N, 1 + P, W)
 
     def encode_image(self, images: torch.Tensor, normalize: bool = False) -> torch.Tensor:
-        """ln_post(CLS) @ proj, (N, D), of images (N, 3, H, W); no L2 normalisation unless asked."""
-        pooled = self.post_layernorm(self.forward_features(images)[:, 0])  # (N, W)
-        return _maybe_normalize(self.projection(pooled), normalize)
+        """pool(tokens) @ proj, (N, D), of images (N, 3, H, W) (official: ln_post(CLS) @ proj); no L2
+        normalisation unless asked."""
+        return _maybe_normalize(self.projection(self.pool(self.forward_features(images))), normalize)
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Per-frame embeddings (V, T, D) of clips (V, T, 3, H, W), all frames in one batched pass."""

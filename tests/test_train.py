@@ -7,6 +7,7 @@ bit for bit, resume equality, LoRA save/load/merge equality, DDP equality (2 glo
 
 import copy
 import json
+import math
 import os
 import socket
 import subprocess
@@ -187,6 +188,15 @@ def test_stage1_trains_token_mining_only_from_the_cache(base_dir, annotations, t
     assert len(_losses(out)) == 4 and (out / "loss_curve.png").stat().st_size > 0
     assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-4"]  # save_total_limit=1
     assert not list((out / ".staging").glob("checkpoint-*"))
+    # vision-token health at the start, at every log and at the end, on one fixed batch
+    health = [json.loads(x) for x in (out / "token_health.jsonl").read_text().splitlines()]
+    assert health[0]["when"] == "start" and health[-1]["when"] == "end" and len(health) >= 3
+    first = health[0]
+    assert first["clips"] >= 1 and first["vision_norm"] > 0 and first["text_norm"] > 0
+    assert 0 <= first["zero_fraction"] <= 1
+    # the spread is over distinct clips: rows of one clip repeated do not count as agreement
+    assert (first["clip_spread"] > 0) if first["clips"] >= 2 else math.isnan(first["clip_spread"])
+    assert health[-1]["step"] == 4 > first["step"] == 0  # measured before and after the 4 training steps
 
 
 def test_stage2_overfits_a_fixed_batch(base_dir, annotations, tmp_path):
@@ -319,7 +329,7 @@ def test_stage2_full_finetune_and_stage0_towers(base_dir, annotations, engine_da
         ["--captions", str(engine_data / "captions.jsonl"), "--model_name_or_path", str(base_dir), *argv0]
     )
     tuned = HiLightForConditionalGeneration.from_pretrained(str(out0))
-    assert not torch.equal(tuned.video_tower.patch_embedding.weight, base.video_tower.patch_embedding.weight)
+    assert not torch.equal(tuned.video_tower.class_embedding, base.video_tower.class_embedding)
     assert not torch.equal(
         tuned.image_tower.text_model.token_embedding.weight,
         base.image_tower.text_model.token_embedding.weight,
@@ -489,8 +499,8 @@ def test_stage2_trains_the_towers_end_to_end_from_the_frame_cache(base_dir, anno
     base, _ = load_model_and_processor(base_dir)
     trained, _ = load_model_and_processor(out)
     changed = {
-        "video_tower.patch_embedding.weight": True,
-        "image_tower.patch_embedding.weight": True,
+        "video_tower.patch_embedding.proj.weight": True,  # the tiny preset's conv stem
+        "image_tower.patch_embedding.proj.weight": True,
         "token_mining.output_fc1.weight": True,
         "language_model.model.layers.0.mlp.up_proj.weight": True,
         "video_tower.text_model.token_embedding.weight": False,  # contrastive-only parts stay as they were

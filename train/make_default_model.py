@@ -107,7 +107,7 @@ def main() -> int:
     p.add_argument("--clips", type=int, default=1500)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--stage0-scenes", type=int, default=10000, help="distinct stream scenes of stage 0")
+    p.add_argument("--stage0-scenes", type=int, default=7200, help="distinct stream scenes of stage 0")
     p.add_argument("--stage1-epochs", type=float, default=1)
     p.add_argument("--stage2-epochs", type=float, default=3)
     p.add_argument(

@@ -77,8 +77,7 @@ def run(model, heads: PerceptionHeads, processor, data: Path, clips: list[dict],
         pixel_values = torch.stack(frames)  # (V, T, 3, H, W)
         with torch.autocast("cpu", dtype=torch.bfloat16):
             scores = tower_outputs(model.video_tower, model.image_tower, heads, pixel_values)
-            hidden = model.video_tower(pixel_values)  # (V, M + T*P, Dv)
-            embeds = model.image_tower(pixel_values)  # (V, T, Di)
+        hidden, embeds = scores["video_hidden_states"], scores["frame_embeds"]  # (V, M + T*P, Dv), (V, T, Di)
         T = embeds.shape[1]
         rows = {
             "video_special": hidden[:, :M].float().flatten(1),
@@ -137,6 +136,9 @@ def probe_table(
         if kind is None:
             tr = [i for i, c in enumerate(clips_train) if fact in c["facts"]]
             te = [i for i, c in enumerate(clips_test) if fact in c["facts"]]
+            if not tr or not te:
+                print(f"{fact}: no questions in both splits, not probed")
+                continue
             labels = sorted(
                 {clips_train[i]["facts"][fact] for i in tr} | {clips_test[i]["facts"][fact] for i in te}
             )

@@ -5,8 +5,9 @@ Measured on one fixed batch of training rows, at the start and end of a stage an
     vision_norm      mean L2 norm of the vision rows as the LM receives them (after any embed scale)
     text_norm        mean L2 norm of the batch's text-token embeddings (the scale the LM was built for)
     zero_fraction    share of exact zeros in the vision rows (a final ReLU can kill most of them)
-    clip_spread      per token and channel, the standard deviation across the batch's clips, averaged and
-                     divided by the mean vision-row norm: ~0 means every clip gets the same tokens (collapse)
+    clip_spread      per token and channel, the standard deviation across the batch's distinct clips,
+                     averaged and divided by the mean vision-row norm: ~0 means every clip gets the same
+                     tokens (collapse); NaN when the batch holds one clip only
 
 A healthy model keeps ``vision_norm`` within a small factor of ``text_norm``, few zeros, and a spread
 that does not collapse towards 0 while training.
@@ -38,13 +39,14 @@ def token_health(model, batch: dict) -> dict[str, float]:
     text = ids[ids != base.config.video_token_id]
     text_rows = base.get_input_embeddings()(text).float()  # (N, H), with the LM's own embed scale
     norm = rows.norm(dim=-1).mean()
-    spread = rows.std(dim=0).mean() / norm if rows.shape[0] > 1 else torch.tensor(float("nan"))
+    distinct = torch.unique(rows.flatten(1), dim=0)  # questions about the same clip share its tokens
+    spread = distinct.std(dim=0).mean() / norm if distinct.shape[0] > 1 else torch.tensor(float("nan"))
     return {
         "vision_norm": float(norm),
         "text_norm": float(text_rows.norm(dim=-1).mean()),
         "zero_fraction": float((rows == 0).float().mean()),
         "clip_spread": float(spread),
-        "clips": int(rows.shape[0]),
+        "clips": int(distinct.shape[0]),
     }
 
 

@@ -130,14 +130,17 @@ def tower_outputs(
     video_tower: nn.Module, image_tower: nn.Module, heads: PerceptionHeads, pixels: torch.Tensor
 ):
     """Head outputs of clips (V, T, 3, H, W): {name: logits}, with the cell logits of both towers
-    (V, T, P, K) and the frame-embedding and clip heads split into their targets."""
+    (V, T, P, K) and the frame-embedding and clip heads split into their targets; plus the towers' own
+    outputs ``video_hidden_states`` (V, M + T*P, Dv) and ``frame_embeds`` (V, T, Di)."""
     V, T = pixels.shape[:2]
     M = video_tower.config.num_leading_tokens
     hidden = video_tower(pixels)  # (V, M + T*P, Dv), what TokenMining reads
     P = (hidden.shape[1] - M) // T
     tokens = image_tower.forward_features(pixels.flatten(0, 1))  # (V*T, 1 + P, Wi)
-    embeds = image_tower.projection(image_tower.post_layernorm(tokens[:, 0]))  # (V*T, Di) = encode_image
+    embeds = image_tower.projection(image_tower.pool(tokens))  # (V*T, Di) = encode_image
     out = {
+        "video_hidden_states": hidden,
+        "frame_embeds": embeds.unflatten(0, (V, T)),
         "video_cells": heads.video_cells(hidden[:, M:]).view(V, T, P, K),
         "image_cells": heads.image_cells(tokens[:, 1:]).view(V, T, P, K),
     }
@@ -148,7 +151,7 @@ def tower_outputs(
 
 def perception_losses(out: dict[str, torch.Tensor], y: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """One loss per target; cell and region losses are summed over classes, averaged over cells/frames."""
-    out = {k: v.float() for k, v in out.items()}
+    out = {k: v.float() for k, v in out.items() if k not in ("video_hidden_states", "frame_embeds")}
 
     def bce(logits, target, reduction="mean"):
         weight = torch.full((logits.shape[-1],), POS_WEIGHT, device=logits.device)

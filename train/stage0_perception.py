@@ -21,12 +21,13 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from safetensors.torch import save_file
+from safetensors.torch import save
 from transformers import TrainingArguments
 from trl import TrlParser
 
 from hilight_train.billiards.scenes import SceneStream
 from hilight_train.contrastive import initial_model
+from hilight_train.files import atomic_write_bytes
 from hilight_train.perception import SceneDataset, TowerPerceptionModel, collate, heads_for
 from hilight_train.stages import with_device_default
 from hilight_train.training import HiLightTrainer, default_callbacks, last_checkpoint, save_hub_folder
@@ -89,10 +90,8 @@ def main(argv: list[str] | None = None) -> HiLightTrainer:
     trainer.train(resume_from_checkpoint=last_checkpoint(output_dir) if args.resume else None)
     if trainer.accelerator.is_main_process:
         save_hub_folder(model, processor, output_dir)
-        save_file(
-            {k: v.contiguous() for k, v in heads.state_dict().items()},
-            output_dir / "perception_heads.safetensors",
-        )
+        heads_state = {k: v.contiguous() for k, v in heads.state_dict().items()}
+        atomic_write_bytes(output_dir / "perception_heads.safetensors", save(heads_state))
     trainer.accelerator.wait_for_everyone()
     return trainer
 

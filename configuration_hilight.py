@@ -87,8 +87,8 @@ class HiLightVideoConfig(PreTrainedConfig):
         patch_embed (`str`, defaults to `"patch_conv"`): how pixels become patch tokens. ``"patch_conv"`` is the
             official single ``patch_size`` x ``patch_size`` convolution (pretrained and converted weights).
             ``"conv_stem"`` is a small convolutional stem for towers trained from scratch: ``len(stem_channels)``
-            stride-2 3x3 convolutions (each + GroupNorm + ReLU) and a 1x1 convolution to ``hidden_size``, giving
-            the same token grid.
+            blocks (a patchify or 3x3 convolution + GroupNorm + ReLU, then 2x2 max pooling after the 3x3 ones)
+            and a 1x1 convolution to ``hidden_size``, giving the same token grid.
         stem_channels (`list[int]`, *optional*): widths of the stem's convolutions (``conv_stem`` only);
             ``stem_stride * 2 ** (len(stem_channels) - 1)`` must equal ``patch_size``.
         stem_stride (`int`, defaults to 2): downsampling of the stem's first block (a ``stem_stride``-square
@@ -198,8 +198,8 @@ class HiLightImageConfig(PreTrainedConfig):
         patch_embed (`str`, defaults to `"patch_conv"`): how pixels become patch tokens. ``"patch_conv"`` is the
             official single ``patch_size`` x ``patch_size`` convolution (pretrained and converted weights).
             ``"conv_stem"`` is a small convolutional stem for towers trained from scratch: ``len(stem_channels)``
-            stride-2 3x3 convolutions (each + GroupNorm + ReLU) and a 1x1 convolution to ``hidden_size``, giving
-            the same token grid.
+            blocks (a patchify or 3x3 convolution + GroupNorm + ReLU, then 2x2 max pooling after the 3x3 ones)
+            and a 1x1 convolution to ``hidden_size``, giving the same token grid.
         stem_channels (`list[int]`, *optional*): widths of the stem's convolutions (``conv_stem`` only);
             ``stem_stride * 2 ** (len(stem_channels) - 1)`` must equal ``patch_size``.
         stem_stride (`int`, defaults to 2): downsampling of the stem's first block (a ``stem_stride``-square

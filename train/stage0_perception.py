@@ -30,7 +30,13 @@ from hilight_train.contrastive import initial_model
 from hilight_train.files import atomic_write_bytes
 from hilight_train.perception import SceneDataset, TowerPerceptionModel, collate, heads_for
 from hilight_train.stages import with_device_default
-from hilight_train.training import HiLightTrainer, default_callbacks, last_checkpoint, save_hub_folder
+from hilight_train.training import (
+    HiLightTrainer,
+    default_callbacks,
+    freeze_tower_text_encoders,
+    last_checkpoint,
+    save_hub_folder,
+)
 
 
 @dataclass
@@ -68,10 +74,7 @@ def main(argv: list[str] | None = None) -> HiLightTrainer:
         json.loads(args.model_overrides) if args.model_overrides else {}, training_args.seed, args.vocab_size,
     )  # fmt: skip
     model.set_trainable(video_tower=True, image_tower=True, token_mining=False, language_model=False)
-    for tower in (model.video_tower, model.image_tower):
-        if tower.text_model is not None:  # contrastive pretraining only
-            tower.text_model.requires_grad_(False)
-            tower.logit_scale.requires_grad_(False)
+    freeze_tower_text_encoders(model)
     vc = model.config.video_config
     height, width = vc.frame_size
     stream = SceneStream(

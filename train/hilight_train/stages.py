@@ -35,6 +35,7 @@ from .training import (
     HiLightSFTTrainer,
     assert_trainable_only,
     default_callbacks,
+    freeze_tower_text_encoders,
     last_checkpoint,
     load_model_and_processor,
     load_rows,
@@ -245,10 +246,7 @@ def build_trainer(
         allowed = ["language_model."] + (["token_mining."] if script_args.train_token_mining else [])
         if train_towers:
             model.set_trainable(video_tower=True, image_tower=True)
-            for tower in (model.video_tower, model.image_tower):  # contrastive-only parts get no gradient
-                if tower.text_model is not None:
-                    tower.text_model.requires_grad_(False)
-                    tower.logit_scale.requires_grad_(False)
+            freeze_tower_text_encoders(model)
             allowed += ["video_tower.", "image_tower."]
         names = assert_trainable_only(model, allowed)
         stray = [n for n in names if ".text_model." in n or n.endswith("logit_scale")]

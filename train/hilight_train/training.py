@@ -112,6 +112,14 @@ def save_hub_folder(model: Any, processor: Any, out: str | Path) -> Path:
 # ----------------------------------------------------------------------------------------- trainability
 
 
+def freeze_tower_text_encoders(model: HiLightForConditionalGeneration) -> None:
+    """The towers' text encoders and temperatures serve contrastive pretraining only: no gradient elsewhere."""
+    for tower in (model.video_tower, model.image_tower):
+        if tower.text_model is not None:
+            tower.text_model.requires_grad_(False)
+            tower.logit_scale.requires_grad_(False)
+
+
 def trainable_parameter_names(model: torch.nn.Module) -> list[str]:
     return [name for name, p in model.named_parameters() if p.requires_grad]
 
@@ -263,22 +271,26 @@ class HiLightTrainer(AtomicCheckpointMixin, Trainer):
     entries of the model's output dict (loss components) are averaged over the logging interval and logged
     beside the loss."""
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._component_sums: dict[str, tuple[float, int]] = {}
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         loss, outputs = super().compute_loss(
             model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch
         )
         if isinstance(outputs, dict) and model.training:
-            sums = self.__dict__.setdefault("_component_sums", {})
             for key, value in outputs.items():
                 if key != "loss" and isinstance(value, torch.Tensor) and value.numel() == 1:
-                    total, count = sums.get(key, (0.0, 0))
-                    sums[key] = (total + float(value), count + 1)
+                    total, count = self._component_sums.get(key, (0.0, 0))
+                    self._component_sums[key] = (total + float(value), count + 1)
         return (loss, outputs) if return_outputs else loss
 
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
         if "loss" in logs:
-            for key, (total, count) in self.__dict__.pop("_component_sums", {}).items():
+            for key, (total, count) in self._component_sums.items():
                 logs[key] = round(total / count, 4)
+            self._component_sums = {}
         super().log(logs, *args, **kwargs)
 
 

@@ -23,7 +23,7 @@ What is notable:
 - Generation goes through `model.generate` with the session's cache (`cache=`), so every generation
   setting and streamer of transformers works. Defaults: greedy; `temperature` > 0 or `top_p` switch to
   sampling; `seed` makes sampling reproducible without touching the global RNG. A turn stops at
-  `<end_of_turn>` or `<eos>`.
+  the model's stop ids (`generation_config.eos_token_id`: `<eos>` and `<end_of_turn>`).
 - `explain()` answers "which regions did this answer draw on": the LM's attention from the positions that
   produced the answer to each vision token (mean over layers, heads and those positions), pushed through
   TokenMining's attention from each vision token to the CLIP-ViP tokens. The result per video is a
@@ -351,13 +351,11 @@ class HiLightChatSession:
     # --- generation --------------------------------------------------------------------------------------
 
     def _stop_token_ids(self) -> list[int]:
+        """The model's stop ids (``generation_config.eos_token_id``: ``<eos>`` and ``<end_of_turn>``), else the
+        tokenizer's ``<eos>``."""
         eos = self.model.generation_config.eos_token_id
         ids = [] if eos is None else ([eos] if isinstance(eos, int) else list(eos))
-        for token in ("<end_of_turn>", self.tokenizer.eos_token):
-            token_id = self.tokenizer.convert_tokens_to_ids(token) if token else None
-            if token_id is not None and token_id != self.tokenizer.unk_token_id and token_id not in ids:
-                ids.append(token_id)
-        return ids
+        return ids or [self.tokenizer.eos_token_id]
 
     def _generation_config(self, overrides: dict[str, Any]) -> tuple[dict[str, Any], int | None]:
         """generate() kwargs for a turn (greedy unless temperature / top_p / do_sample ask otherwise)."""
@@ -658,8 +656,8 @@ class HiLightChatSession:
         full_text, _ = self._render(history)
         full_ids = self._token_ids(full_text, order)
         start = _common_prefix(prompt_ids, full_ids)  # the answer's first token
-        end_of_turn = self.tokenizer.convert_tokens_to_ids("<end_of_turn>")
-        end = next((i for i in range(start, len(full_ids)) if full_ids[i] == end_of_turn), len(full_ids))
+        stops = set(self._stop_token_ids())
+        end = next((i for i in range(start, len(full_ids)) if full_ids[i] in stops), len(full_ids))
         rows = slice(start - 1, end)  # positions that predicted the answer tokens and the end of the turn
         params = next(self.model.parameters())
         ids = torch.tensor([full_ids[: rows.stop]], device=params.device)  # (1, S)

@@ -36,7 +36,8 @@ from transformers import AutoModel, AutoProcessor
 source, examples = sys.argv[1], sys.argv[2]
 model = AutoModel.from_pretrained(source, trust_remote_code=True).eval()
 processor = AutoProcessor.from_pretrained(source, trust_remote_code=True)
-out = {"class": type(model).__name__, "module": type(model).__module__, "answers": [], "logits": []}
+out = {"class": type(model).__name__, "module": type(model).__module__, "answers": [], "logits": [], "generated": [],
+       "end_of_turn": processor.tokenizer.convert_tokens_to_ids("<end_of_turn>")}
 for item in json.load(open(f"{examples}/questions.json"))[:3]:
     messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": item["question"]}]}]
     prompt = processor.apply_chat_template(messages, add_generation_prompt=True)
@@ -45,6 +46,7 @@ for item in json.load(open(f"{examples}/questions.json"))[:3]:
         logits = model(**inputs).logits[0, -1].float()
         ids = model.generate(**inputs, max_new_tokens=48, do_sample=False)
     out["logits"].append(logits[:8].tolist())
+    out["generated"].append(ids[0, inputs["input_ids"].shape[1]:].tolist())
     out["answers"].append(processor.batch_decode(ids[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)[0])
 print(json.dumps(out))
 """
@@ -90,6 +92,14 @@ def test_loads_from_the_repo_folder(from_repo):
     assert from_repo["class"] == "HiLightForConditionalGeneration"
     assert from_repo["module"].startswith("transformers_modules.")  # the folder's own code, via auto_map
     assert len(from_repo["answers"]) == 3 and all(a.strip() for a in from_repo["answers"])
+
+
+def test_plain_generate_stops_at_the_end_of_the_turn(from_repo):
+    """`model.generate` with the shipped generation config ends each answer at its `<end_of_turn>`, as the chat
+    session does (the template follows it with a newline and `<eos>`, which must not be generated)."""
+    for ids in from_repo["generated"]:
+        assert from_repo["end_of_turn"] in ids, ids
+        assert ids.index(from_repo["end_of_turn"]) == len(ids) - 1, ids
 
 
 def test_loads_from_a_copy_of_the_repo(from_repo, tmp_path):

@@ -33,6 +33,7 @@ from safetensors.torch import load_file
 
 import hilight_train  # noqa: F401  (registers the repo root as the package `hilight`)
 from hilight_train import REPO_ROOT
+from hilight_train.model_folder import stop_token_ids
 
 
 class ConversionError(ValueError):
@@ -631,6 +632,10 @@ def convert_official(
             eos_token_id=config.text_config.eos_token_id,
             pad_token_id=config.text_config.pad_token_id,
         )
+    if tokenizer is not None:  # stop where a chat turn ends too, as Gemma's chat models do
+        listed = generation.eos_token_id
+        listed = [] if listed is None else [listed] if isinstance(listed, int) else list(listed)
+        generation.eos_token_id = listed + [i for i in stop_token_ids(tokenizer) if i not in listed]
     generation.save_pretrained(out)
     if tokenizer is not None:
         from hilight.processing_hilight import HiLightProcessor, HiLightVideoProcessor

@@ -21,7 +21,17 @@ from hilight.configuration_hilight import HiLightConfig
 from hilight.modeling_hilight import HiLightForConditionalGeneration
 from hilight.processing_hilight import HiLightProcessor, HiLightVideoProcessor
 
-from .tokenizer import train_tokenizer
+from .tokenizer import END_OF_TURN, train_tokenizer
+
+
+def stop_token_ids(tokenizer) -> list[int]:
+    """The ids a HiLight answer ends at: ``<eos>`` and, when the tokenizer has it, ``<end_of_turn>`` (the chat
+    template closes every turn with it), so a plain ``model.generate`` stops where the chat session does."""
+    ids = [tokenizer.eos_token_id]
+    end_of_turn = tokenizer.convert_tokens_to_ids(END_OF_TURN)
+    if end_of_turn is not None and end_of_turn != tokenizer.unk_token_id:
+        ids.append(end_of_turn)
+    return ids
 
 
 def build_processor(config: HiLightConfig, tokenizer, **video_kwargs: Any) -> HiLightProcessor:
@@ -56,6 +66,7 @@ def init_model_folder(
     )
     torch.manual_seed(seed)
     model = HiLightForConditionalGeneration(config).eval()
+    model.generation_config.eos_token_id = stop_token_ids(tokenizer)
     processor = build_processor(config, tokenizer)
     if out is not None:
         out = Path(out)
@@ -86,6 +97,7 @@ def export_inference_folder(
     state = {k: v for k, v in model.state_dict().items() if not _tower_text_key(k)}
     slim.load_state_dict(state, strict=True)  # raises on any missing or unexpected key
     slim = slim.to(dtype).eval()
+    slim.generation_config = model.generation_config
     out = Path(out)
     slim.save_pretrained(out)
     processor.save_pretrained(out)

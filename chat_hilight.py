@@ -39,6 +39,7 @@ Q TokenMining queries per frame, K = T*Q vision tokens of a clip, H LM width, L 
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import os
 import threading
@@ -202,6 +203,7 @@ class HiLightChatSession:
         self._cache: DynamicCache | None = None
         self._cache_ids: list[int] = []  # token ids the KV cache holds, in order
         self._lock = threading.Lock()
+        self._eager_lm: torch.nn.Module | None = None  # explain()'s weight-sharing eager view of the LM
 
     # --- conversation state ------------------------------------------------------------------------------
 
@@ -617,6 +619,18 @@ class HiLightChatSession:
         prompt_ids = self._token_ids(prompt_text, order)
         if not order:
             raise ValueError("this turn has no video in its prompt, so there is nothing to overlay")
+        missing = sorted(
+            {
+                self.model.config.token_mining_config.fusion
+                for v in order
+                if self.videos[v].token_mining_attentions is None
+            }
+        )
+        if missing:
+            raise ValueError(
+                f"explain() follows TokenMining's attention to the CLIP-ViP tokens; this model's fusion "
+                f"{missing[0]!r} has no such attention (only 'token_mining' models can be explained)"
+            )
         blocks = self._video_blocks(prompt_ids, order)  # [(video index, start, end)]
         weights, video_share = self._vision_token_weights(history, prompt_ids, order, blocks, method)
         heatmaps, leading = [], []
@@ -662,14 +676,11 @@ class HiLightChatSession:
         params = next(self.model.parameters())
         ids = torch.tensor([full_ids[: rows.stop]], device=params.device)  # (1, S)
         embeds = torch.cat([self.videos[v].video_embeds for v, _, _ in blocks]).to(params.device)
-        lm = self.model.language_model
-        previous = lm.config._attn_implementation
-        lm.set_attn_implementation("eager")
-        try:
-            with torch.inference_mode():
-                out = self.model(input_ids=ids, video_embeds=embeds, output_attentions=True, use_cache=False)
-        finally:
-            lm.set_attn_implementation(previous)
+        with torch.inference_mode():
+            inputs_embeds = self.model.embed_inputs(ids, embeds)  # (1, S, H)
+            out = self._eager_language_model()(
+                inputs_embeds=inputs_embeds, output_attentions=True, use_cache=False
+            )
         stacked = torch.stack([a[0].float() for a in out.attentions])  # (layers, heads, S, S)
         per_key = stacked[:, :, rows, :].mean(dim=(0, 1, 2))  # (S,) over keys
         weights, shares = [], []
@@ -678,6 +689,20 @@ class HiLightChatSession:
             shares.append(float(w.sum()))
             weights.append((w / w.sum().clamp_min(1e-12)).cpu())
         return weights, shares
+
+    def _eager_language_model(self) -> torch.nn.Module:
+        """The model's LM with eager attention (which returns its weights), sharing every parameter and buffer:
+        the shared model's own attention implementation is never switched, so other sessions are unaffected."""
+        if self._eager_lm is None:
+            lm = self.model.language_model
+            memo: dict[int, Any] = {id(t): t for t in (*lm.parameters(), *lm.buffers())}
+            for module in lm.modules():  # hooks on the shared modules stay there (not copied into the view)
+                for name, value in vars(module).items():
+                    if name.endswith("hooks") or name.endswith("hooks_with_kwargs"):
+                        memo[id(value)] = type(value)()
+            self._eager_lm = copy.deepcopy(lm, memo=memo)
+            self._eager_lm.set_attn_implementation("eager")
+        return self._eager_lm
 
     def _patch_grid(self, relevance: np.ndarray, num_frames: int) -> np.ndarray:
         """The patch part of a CLIP-ViP token vector (L,) as (T, gh, gw); the leading tokens dropped."""

@@ -40,7 +40,7 @@ from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import CausalLMOutputWithPast
-from transformers.utils import ModelOutput
+from transformers.utils import ModelOutput, can_return_tuple
 
 from .configuration_hilight import (
     HiLightConfig,
@@ -825,6 +825,7 @@ class HiLightForConditionalGeneration(HiLightPreTrainedModel, GenerationMixin):
         return inputs_embeds.masked_scatter(mask.unsqueeze(-1), video)  # (B, S, H)
 
     # --- forward / generation ---
+    @can_return_tuple  # return_dict=False (argument or config) gives the output's non-None fields as a tuple
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,

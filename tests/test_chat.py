@@ -221,10 +221,18 @@ def test_explain_maps_answer_attention_to_patches(model, processor, clips):
     session.ask("Which balls were potted?", video=clips[0])
     session.ask("And here?", video=clips[1])
     attn_impl = model.language_model.config._attn_implementation
-    with TowerCounter(model) as counter:
-        explanation = session.explain()
-        assert counter.tower_calls == 0
-    assert model.language_model.config._attn_implementation == attn_impl  # restored after the eager pass
+    seen = []  # the shared LM's attention implementation at each of its forward calls during explain()
+    hook = model.language_model.register_forward_pre_hook(
+        lambda module, _args: seen.append(module.config._attn_implementation)
+    )
+    try:
+        with TowerCounter(model) as counter:
+            explanation = session.explain()
+            assert counter.tower_calls == 0
+    finally:
+        hook.remove()
+    # The eager pass runs on a weight-sharing view: the model other sessions use is never switched.
+    assert set(seen) <= {attn_impl} and model.language_model.config._attn_implementation == attn_impl
     grid = model.config.video_config.grid_size
     assert explanation.method == "answer-attention" and explanation.turn == 1
     assert [v.name for v in explanation.videos] == ["clip0.mp4", "clip1.mp4"]
@@ -239,3 +247,16 @@ def test_explain_maps_answer_attention_to_patches(model, processor, clips):
     )
     with pytest.raises(ValueError, match="ask a question first"):
         model.start_chat(processor).explain()
+
+
+@pytest.mark.parametrize("fusion", ["image_only", "mlp"])
+def test_explain_names_fusions_without_token_mining_attention(fusion, clips, tmp_path):
+    folder = build_tiny_model(tmp_path / fusion, token_mining_config={"fusion": fusion})
+    other = AutoModel.from_pretrained(folder, trust_remote_code=True, dtype=torch.float32).eval()
+    session = other.start_chat(
+        AutoProcessor.from_pretrained(folder, trust_remote_code=True), max_new_tokens=4
+    )
+    session.ask("Which balls were potted?", video=clips[0])
+    for method in ("answer-attention", "uniform"):  # both map vision tokens through TokenMining's attention
+        with pytest.raises(ValueError, match=f"fusion '{fusion}' has no such attention"):
+            session.explain(method=method)

@@ -220,6 +220,15 @@ def test_video_features_and_cached_inputs_agree(model):
     assert torch.equal(a, b) and torch.equal(a, c)
 
 
+def test_return_dict_false_gives_the_output_as_a_tuple(model):
+    ids = torch.tensor([prompt(model, [20, 21])])
+    labels = ids.clone()
+    with torch.no_grad():
+        out = model(input_ids=ids, pixel_values=clip(), labels=labels)
+        loss, logits, *_ = model(input_ids=ids, pixel_values=clip(), labels=labels, return_dict=False)
+    assert torch.equal(loss, out.loss) and torch.equal(logits, out.logits)
+
+
 def test_contrastive_encoders(model):
     with torch.no_grad():
         video = model.video_tower.encode_video(clip(2), normalize=True)

@@ -25,8 +25,9 @@ from hilight_train.cache import CacheMismatchError, CacheMissError, FeatureCache
 from hilight_train.collator import IGNORE_INDEX, HiLightCollator, encode_conversation
 from hilight_train.data import parse_record
 from hilight_train.model_folder import init_model_folder
-from hilight_train.stages import build_trainer, parse_args, run_sft, with_device_default
+from hilight_train.stages import build_trainer, default_cache_dir, parse_args, run_sft, with_device_default
 from hilight_train.training import (
+    HiLightTrainer,
     assert_trainable_only,
     lm_linear_target_regex,
     load_model_and_processor,
@@ -138,6 +139,12 @@ def test_feature_cache_stores_tower_outputs_and_refuses_other_models(base_dir, e
     torch.testing.assert_close(frames.float(), feats.frame_embeds, rtol=1e-2, atol=2e-2)
     assert cache.missing(videos) == []  # a re-run computes nothing
     FeatureCache.for_model(tmp_path, model, processor)  # same model: accepted
+    with pytest.raises(CacheMismatchError, match="precision.autocast"):  # fp32 runs never read bf16 features
+        FeatureCache.for_model(tmp_path, model, processor, bf16=True)
+    with pytest.raises(CacheMismatchError, match="precision.storage_dtype"):
+        FeatureCache.for_model(tmp_path, model, processor, dtype=torch.float32)
+    folders = {default_cache_dir(tmp_path / "a.json", model, processor, bf16) for bf16 in (False, True)}
+    assert len(folders) == 2  # and the default folders of the two precisions differ
     with torch.no_grad():
         model.video_tower.encoder.layers[0].mlp.fc1.weight[0, 0] += 1.0
     with pytest.raises(CacheMismatchError, match="tower_weights_sha256"):
@@ -197,6 +204,40 @@ def test_stage1_trains_token_mining_only_from_the_cache(base_dir, annotations, t
     # the spread is over distinct clips: rows of one clip repeated do not count as agreement
     assert (first["clip_spread"] > 0) if first["clips"] >= 2 else math.isnan(first["clip_spread"])
     assert health[-1]["step"] == 4 > first["step"] == 0  # measured before and after the 4 training steps
+
+
+class _Drifting(torch.nn.Module):
+    """y = w * x, trained towards targets the evaluation disagrees with: eval loss grows, the best is the first."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.tensor(-1.0))
+
+    def forward(self, x, labels):
+        return {"loss": ((self.w * x - labels) ** 2).mean()}
+
+
+def test_best_checkpoint_is_a_final_folder_and_survives_rotation(tmp_path):
+    from transformers import TrainingArguments
+
+    rows = [{"x": torch.tensor([1.0]), "labels": torch.tensor([1.0])}] * 8
+    args = TrainingArguments(
+        output_dir=str(tmp_path), per_device_train_batch_size=2, learning_rate=0.2, num_train_epochs=3,
+        eval_strategy="steps", eval_steps=2, save_steps=2, save_total_limit=1, load_best_model_at_end=True,
+        metric_for_best_model="eval_loss", report_to="none", use_cpu=True, prediction_loss_only=True,
+        remove_unused_columns=False, disable_tqdm=True,
+    )  # fmt: skip
+    evals = [{"x": torch.tensor([1.0]), "labels": torch.tensor([-1.0])}] * 2
+    trainer = HiLightTrainer(model=_Drifting(), args=args, train_dataset=rows, eval_dataset=evals)
+    trainer.train()
+    best = Path(trainer.state.best_model_checkpoint)
+    assert best == tmp_path / "checkpoint-2", best  # not the staging folder it was written in
+    # Rotation kept the best beside the newest during training; at the end the Trainer drops the newest
+    # (save_total_limit=1 with a different best): only the best remains, with its state naming itself.
+    assert sorted(p.name for p in tmp_path.glob("checkpoint-*")) == ["checkpoint-2"]
+    saved = json.loads((best / "trainer_state.json").read_text())
+    assert saved["best_model_checkpoint"] == str(best)
+    assert trainer.model.w.item() == load_file(best / "model.safetensors")["w"].item()  # the best is loaded
 
 
 def test_stage2_overfits_a_fixed_batch(base_dir, annotations, tmp_path):

@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     model, processor = load_model_and_processor(args.model)
     data = Path(args.data)
-    out = args.out or default_cache_dir(data, model, processor)
+    out = args.out or default_cache_dir(data, model, processor, bf16=args.bf16)
     videos = videos_of(data, Path(args.video_root) if args.video_root else None)
     cache = build_feature_cache(model, processor, videos, out, batch_size=args.batch_size, bf16=args.bf16)
     print(f"{len(cache.index)} clips cached in {out}")

@@ -17,7 +17,8 @@ Layout of a cache folder::
 
 Clips are keyed by the SHA-256 of the video file's bytes, so renaming or moving a dataset keeps its cache and
 an edited clip is never served stale features. The fingerprint holds the tower configs, a hash of the tower
-weights that shape the features, and the video processor config; opening a cache with another fingerprint
+weights that shape the features, the video processor config and the precision (the towers' autocast and the
+storage dtype: fp32 runs never read bf16 features); opening a cache with another fingerprint
 raises ``CacheMismatchError`` naming the differing fields. The language model is not part of it: a cache is
 valid for every LM put on top of the same towers and processor. Building is resumable: finished shards are
 kept, and a re-run computes only the missing clips.
@@ -73,8 +74,16 @@ def tower_weights_hash(model: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
-def cache_fingerprint(model: torch.nn.Module, processor: Any) -> dict[str, Any]:
-    """What determines the cached features: tower configs, tower weights, video processor config."""
+def precision_of(bf16: bool, dtype: torch.dtype) -> dict[str, str]:
+    """How features were computed and stored: the towers' autocast and the storage dtype."""
+    return {"autocast": "bfloat16" if bf16 else "none", "storage_dtype": str(dtype).removeprefix("torch.")}
+
+
+def cache_fingerprint(
+    model: torch.nn.Module, processor: Any, bf16: bool = False, dtype: torch.dtype = torch.bfloat16
+) -> dict[str, Any]:
+    """What determines the cached features: tower configs, tower weights, video processor config, and the
+    precision (``bf16`` autocast of the towers, storage ``dtype``)."""
     config = model.config
     video_processor = _clean_config(processor.video_processor)
     for key in ("processor_class", "video_processor_type", "decode_timeout", "decode_in_subprocess"):
@@ -85,6 +94,7 @@ def cache_fingerprint(model: torch.nn.Module, processor: Any) -> dict[str, Any]:
         "image_config": _clean_config(config.image_config),
         "tower_weights_sha256": tower_weights_hash(model),
         "video_processor": video_processor,
+        "precision": precision_of(bf16, dtype),
     }
 
 
@@ -124,9 +134,18 @@ class FeatureCache:
         self._keys = ContentKeys()
 
     @classmethod
-    def for_model(cls, root: str | Path, model: torch.nn.Module, processor: Any, create: bool = False):
-        """Open (or with ``create=True`` start) the cache at ``root`` for this model's towers and processor."""
-        return cls(root, cache_fingerprint(model, processor), create=create)
+    def for_model(
+        cls,
+        root: str | Path,
+        model: torch.nn.Module,
+        processor: Any,
+        create: bool = False,
+        bf16: bool = False,
+        dtype: torch.dtype = torch.bfloat16,
+    ):
+        """Open (or with ``create=True`` start) the cache at ``root`` for this model's towers and processor,
+        computed under ``bf16`` autocast or not and stored as ``dtype``."""
+        return cls(root, cache_fingerprint(model, processor, bf16, dtype), create=create)
 
     # -- keys --------------------------------------------------------------------------------------------
     def key(self, video: str | Path) -> str:
@@ -211,7 +230,7 @@ def build_feature_cache(
         bf16: run the towers under bf16 autocast (faster on CPUs with AMX).
         dtype: storage dtype (bfloat16; float32 keeps the towers' fp32 outputs exactly, for parity checks).
     """
-    cache = FeatureCache.for_model(root, model, processor, create=True)
+    cache = FeatureCache.for_model(root, model, processor, create=True, bf16=bf16, dtype=dtype)
     todo = cache.missing(videos)
     was_training = model.training
     model.eval()

@@ -160,12 +160,12 @@ def _prepare_training_args(args: SFTConfig) -> SFTConfig:
     return args
 
 
-def default_cache_dir(train_data: str | Path, model: Any, processor: Any) -> Path:
-    return (
-        Path(train_data).resolve().parent
-        / "feature_cache"
-        / fingerprint_id(cache_fingerprint(model, processor))
-    )
+def default_cache_dir(
+    train_data: str | Path, model: Any, processor: Any, bf16: bool = False, dtype: torch.dtype = torch.bfloat16
+) -> Path:
+    """``<data folder>/feature_cache/<fingerprint id>``: one folder per towers, processor and precision."""
+    fingerprint = cache_fingerprint(model, processor, bf16, dtype)
+    return Path(train_data).resolve().parent / "feature_cache" / fingerprint_id(fingerprint)
 
 
 def build_trainer(
@@ -208,7 +208,11 @@ def build_trainer(
     )
     cache = frames = None
     if script_args.use_feature_cache:
-        root = script_args.feature_cache or default_cache_dir(script_args.train_data, model, processor)
+        bf16 = bool(training_args.bf16)
+        dtype = {"bfloat16": torch.bfloat16, "float32": torch.float32}[script_args.cache_dtype]
+        root = script_args.feature_cache or default_cache_dir(
+            script_args.train_data, model, processor, bf16, dtype
+        )
         with PartialState().main_process_first():  # rank 0 builds; the others then find everything cached
             cache = build_feature_cache(
                 model,
@@ -216,9 +220,9 @@ def build_trainer(
                 all_videos,
                 root,
                 batch_size=script_args.cache_batch_size,
-                bf16=bool(training_args.bf16),
+                bf16=bf16,
                 progress=PartialState().is_main_process,
-                dtype={"bfloat16": torch.bfloat16, "float32": torch.float32}[script_args.cache_dtype],
+                dtype=dtype,
             )
     elif script_args.use_frame_cache:
         root = script_args.frame_cache or Path(script_args.train_data).resolve().parent / "frame_cache"

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from datasets import Dataset
 from transformers import Trainer, TrainerCallback
+from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 from trl import SFTTrainer
 
@@ -218,17 +219,23 @@ class AtomicCheckpointMixin:
             super()._save_checkpoint(model, trial)
         finally:
             self.args.output_dir, self.args.save_total_limit = output_dir, save_total_limit
+        # The Trainer recorded the best checkpoint under the staging name: it is the final folder.
+        if self.state.best_model_checkpoint == str(staging_root / name):
+            self.state.best_model_checkpoint = str(final)
         self.accelerator.wait_for_everyone()
         if self.args.should_save:
             if final.exists():
                 shutil.rmtree(final)
             os.replace(staging_root / name, final)
+            self.state.save_to_json(str(final / TRAINER_STATE_NAME))  # the state with the final paths
             for leftover in staging_root.glob("*.md"):  # TRL writes its model card beside the checkpoints
                 os.replace(leftover, run_dir / leftover.name)
             self._rotate_finished_checkpoints(run_dir)
         self.accelerator.wait_for_everyone()
 
     def _rotate_finished_checkpoints(self, run_dir: Path) -> None:
+        """Keep the ``save_total_limit`` newest checkpoints, and the best one (as the Trainer does: with a limit
+        of 1 and a best that is not the newest, both stay)."""
         limit = self.args.save_total_limit
         if not limit:
             return
@@ -236,8 +243,12 @@ class AtomicCheckpointMixin:
             (p for p in run_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*") if p.name.split("-")[-1].isdigit()),
             key=lambda p: int(p.name.split("-")[-1]),
         )
-        for old in found[:-limit]:
-            shutil.rmtree(old)
+        best = Path(self.state.best_model_checkpoint) if self.state.best_model_checkpoint else None
+        best = best if best in found else None
+        newest = [p for p in found if p != best][-max(limit - (best is not None), 1) :]
+        for old in found:
+            if old != best and old not in newest:
+                shutil.rmtree(old)
 
 
 def last_checkpoint(output_dir: str | Path) -> str | None:

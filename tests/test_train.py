@@ -139,9 +139,10 @@ def test_feature_cache_stores_tower_outputs_and_refuses_other_models(base_dir, e
     torch.testing.assert_close(frames.float(), feats.frame_embeds, rtol=1e-2, atol=2e-2)
     assert cache.missing(videos) == []  # a re-run computes nothing
     FeatureCache.for_model(tmp_path, model, processor)  # same model: accepted
-    with pytest.raises(CacheMismatchError, match="precision.autocast"):  # fp32 runs never read bf16 features
+    # fp32 runs never read bf16 features
+    with pytest.raises(CacheMismatchError, match=r"precision\.autocast"):
         FeatureCache.for_model(tmp_path, model, processor, bf16=True)
-    with pytest.raises(CacheMismatchError, match="precision.storage_dtype"):
+    with pytest.raises(CacheMismatchError, match=r"precision\.storage_dtype"):
         FeatureCache.for_model(tmp_path, model, processor, dtype=torch.float32)
     folders = {default_cache_dir(tmp_path / "a.json", model, processor, bf16) for bf16 in (False, True)}
     assert len(folders) == 2  # and the default folders of the two precisions differ

@@ -161,7 +161,11 @@ def _prepare_training_args(args: SFTConfig) -> SFTConfig:
 
 
 def default_cache_dir(
-    train_data: str | Path, model: Any, processor: Any, bf16: bool = False, dtype: torch.dtype = torch.bfloat16
+    train_data: str | Path,
+    model: Any,
+    processor: Any,
+    bf16: bool = False,
+    dtype: torch.dtype = torch.bfloat16,
 ) -> Path:
     """``<data folder>/feature_cache/<fingerprint id>``: one folder per towers, processor and precision."""
     fingerprint = cache_fingerprint(model, processor, bf16, dtype)

@@ -52,6 +52,12 @@ import numpy as np
 import torch
 from transformers import DynamicCache, TextIteratorStreamer
 
+from .processing_hilight import PromptTooLongError
+
+# Template tokens a turn adds around its question and answer (<start_of_turn>user\n ... <end_of_turn>\n
+# <start_of_turn>model\n ... <end_of_turn>\n<eos>), an upper bound used by the length check.
+_TURN_OVERHEAD = 16
+
 # Generation settings the session understands besides those of `GenerationConfig` (passed through as is).
 _SESSION_GENERATION_KEYS = ("seed",)
 _DEFAULT_MAX_NEW_TOKENS = 128
@@ -195,6 +201,7 @@ class HiLightChatSession:
                 f"the processor's <video> token id ({self.video_token_id}) differs from the model's "
                 f"config.video_token_id ({model.config.video_token_id}); load both from the same folder"
             )
+        model.check_processor(processor)
         self.stop_token_ids = self._stop_token_ids()
         self.videos: list[ChatVideo] = []
         self.turns: list[_Turn] = []
@@ -296,6 +303,12 @@ class HiLightChatSession:
     def _check_text(self, text: str, what: str) -> None:
         if not isinstance(text, str):
             raise TypeError(f"the {what} must be a string; got {type(text).__name__}")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(
+                f"the {what} is not valid Unicode text (a lone surrogate at character {exc.start})"
+            ) from None
         specials = [t for t in self.tokenizer.all_special_tokens if t and t in text]
         if specials:
             raise ValueError(
@@ -479,10 +492,41 @@ class HiLightChatSession:
         if not self._lock.acquire(blocking=False):
             raise RuntimeError("this chat session is already generating; wait for the answer first")
         try:
+            self._check_room(question, video, generation_kwargs)
             turns, encoded = self._start_turn(question, video)
             return self._run_turn(turns, encoded, streamer, generation_kwargs)
         finally:
             self._lock.release()
+
+    @property
+    def max_tokens(self) -> int | None:
+        """The longest conversation (prompt + answer) the session allows: the LM's positions, or the
+        processor's `max_prompt_tokens` when smaller."""
+        limits = [
+            getattr(self.model.config.text_config, "max_position_embeddings", None),
+            getattr(self.processor, "max_prompt_tokens", None),
+        ]
+        limits = [int(x) for x in limits if x is not None]
+        return min(limits) if limits else None
+
+    def _check_room(self, question: str, video: Any, overrides: dict[str, Any]) -> None:
+        """Refuse a turn, before any video is read, whose prompt plus ``max_new_tokens`` cannot fit."""
+        self._check_text(question, "question")
+        limit = self.max_tokens
+        if limit is None:
+            return
+        videos = 0 if video is None else len(video) if isinstance(video, (list, tuple)) else 1
+        vision = self.processor.video_processor.num_frames * self.processor.tokens_per_frame
+        question_tokens = len(self.tokenizer(question, add_special_tokens=False)["input_ids"])
+        so_far = len(self.prompt_ids()) if self.turns else 1  # <bos>
+        max_new = int(self._generation_config(dict(overrides))[0].get("max_new_tokens") or 0)
+        needed = so_far + question_tokens + videos * vision + _TURN_OVERHEAD + max_new
+        if needed > limit:
+            raise PromptTooLongError(
+                f"this turn needs about {needed} tokens (conversation {so_far}, question {question_tokens}, "
+                f"{videos} new video(s) of {vision} vision tokens, max_new_tokens {max_new}); the model reads "
+                f"at most {limit}: shorten the question or start a new session"
+            )
 
     def _run_turn(self, turns, encoded: int, streamer: Any, generation_kwargs: dict[str, Any]) -> str:
         question, _, indices = turns[-1]

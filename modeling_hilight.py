@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -680,6 +681,30 @@ class HiLightForConditionalGeneration(HiLightPreTrainedModel, GenerationMixin):
         self.post_init()
 
     # --- embeddings plumbing for transformers utilities (resize, tying, PEFT) ---
+    @classmethod
+    def from_pretrained(cls, *args: Any, **kwargs: Any):
+        """As `PreTrainedModel.from_pretrained`, but strict: a tensor missing from the checkpoint, one the model
+        does not have, a shape that differs, or a non-finite weight is an error naming it (transformers would
+        only warn, and the model would answer from random or broken weights)."""
+        wants_info = kwargs.pop("output_loading_info", False)
+        model, info = super().from_pretrained(*args, output_loading_info=True, **kwargs)
+        problems = [
+            f"{kind.replace('_', ' ')}: {', '.join(sorted(map(str, keys))[:8])}"
+            + (f" (+{len(keys) - 8} more)" if len(keys) > 8 else "")
+            for kind in ("missing_keys", "unexpected_keys", "mismatched_keys")
+            if (keys := list(info.get(kind) or []))
+        ]
+        broken = [
+            name for name, t in model.state_dict().items()
+            if t.is_floating_point() and t.device.type != "meta" and not torch.isfinite(t).all()
+        ]  # fmt: skip
+        if broken:
+            problems.append(f"non-finite values in: {', '.join(broken[:8])}")
+        if problems:
+            source = args[0] if args else kwargs.get("pretrained_model_name_or_path")
+            raise ValueError(f"the checkpoint in {source} does not fit this model: " + "; ".join(problems))
+        return (model, info) if wants_info else model
+
     def get_input_embeddings(self) -> nn.Module:
         return self.language_model.get_input_embeddings()
 
@@ -738,7 +763,9 @@ class HiLightForConditionalGeneration(HiLightPreTrainedModel, GenerationMixin):
         `HiLightVideoFeatures` that also holds the CLIP-ViP hidden states, the Long-CLIP frame embeddings
         and the TokenMining attention weights (cache the first two to skip the frozen towers later).
 
-        Pixels are cast to the towers' dtype, so a model loaded in bf16/fp16 takes the processor's fp32 output."""
+        Pixels are cast to the towers' dtype, so a model loaded in bf16/fp16 takes the processor's fp32 output;
+        they must be finite (ValueError otherwise)."""
+        self._check_pixel_values(pixel_values)
         video_hidden_states = self.video_tower(
             pixel_values.to(self.video_tower.class_embedding.dtype)
         )  # (V, M + T*P, Dv)
@@ -752,6 +779,44 @@ class HiLightForConditionalGeneration(HiLightPreTrainedModel, GenerationMixin):
             frame_embeds=frame_embeds,
             token_mining_attentions=attn,
         )
+
+    def _check_length(self, inputs: torch.Tensor | None, cache) -> None:
+        """Refuse, before any tower runs, a sequence longer than the LM's position table."""
+        limit = getattr(self.config.text_config, "max_position_embeddings", None)
+        if inputs is None or limit is None:
+            return
+        past = cache.get_seq_length() if cache is not None else 0
+        if past + inputs.shape[1] > limit:
+            raise ValueError(
+                f"the sequence is {past + inputs.shape[1]} tokens ({past} cached + {inputs.shape[1]} new); the "
+                f"language model has {limit} positions (max_position_embeddings): shorten the prompt"
+            )
+
+    def _check_pixel_values(self, pixel_values: torch.Tensor) -> None:
+        if not pixel_values.is_floating_point() or not torch.isfinite(pixel_values).all():
+            raise ValueError("pixel_values must be finite floating-point values (NaN, inf or integers given)")
+
+    def check_processor(self, processor: Any) -> None:
+        """Raise ValueError naming every setting in which ``processor`` disagrees with this model: frames per
+        video, frame size and vision tokens per frame (a processor from another folder would feed the
+        model clips it was not trained on, or the wrong number of vision tokens, without an error)."""
+        video_processor = getattr(processor, "video_processor", processor)
+        size = getattr(video_processor, "size", None) or {}
+        size = size if isinstance(size, dict) else dict(size)
+        height, width = self.config.video_config.frame_size
+        pairs = [
+            ("num_frames", getattr(video_processor, "num_frames", None), self.config.num_frames),
+            ("size", (size.get("height"), size.get("width")), (height, width)),
+        ]
+        if hasattr(processor, "tokens_per_frame"):
+            queries = self.config.token_mining_config.queries_per_frame
+            pairs.append(("tokens_per_frame", processor.tokens_per_frame, queries))
+        differ = [f"{name}: processor {got!r}, model {want!r}" for name, got, want in pairs if got != want]
+        if differ:
+            raise ValueError(
+                "the processor does not match the model (" + "; ".join(differ) + "); load both from the same "
+                "folder"
+            )
 
     def _resolve_video_embeds(self, pixel_values, video_hidden_states, frame_embeds, video_embeds):
         given = [
@@ -858,6 +923,7 @@ class HiLightForConditionalGeneration(HiLightPreTrainedModel, GenerationMixin):
             use_cache, logits_to_keep, **kwargs: passed to the LM.
         """
         cache = cache if cache is not None else kwargs.pop("past_key_values", None)
+        self._check_length(input_ids if input_ids is not None else inputs_embeds, cache)
         visual = self._resolve_video_embeds(pixel_values, video_hidden_states, frame_embeds, video_embeds)
         prefill = cache is None or cache.get_seq_length() == 0
         if inputs_embeds is None:

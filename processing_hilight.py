@@ -121,6 +121,10 @@ class VideoDecoderCrashedError(CorruptVideoError):
     """The decoder process died (e.g. a segmentation fault inside the native decoder)."""
 
 
+class PromptTooLongError(ValueError):
+    """A prompt (text plus its vision tokens) is longer than the model can read."""
+
+
 class VideoPlaceholderMismatchError(ValueError):
     """The number of ``<video>`` placeholders in the text differs from the number of videos."""
 
@@ -611,6 +615,40 @@ def _is_frames(x: Any) -> bool:
     return isinstance(x, (np.ndarray, torch.Tensor))
 
 
+def check_frames(frames: np.ndarray | torch.Tensor) -> None:
+    """Refuse decoded frames that are not RGB pictures on the uint8 scale, with the reason: shape
+    [T, H, W, 3] with T, H, W > 0; dtype uint8, or float (16/32/64 bit, bfloat16) with finite values in
+    0..255 (frames on a 0..1 scale are refused rather than read as nearly black)."""
+    shape = tuple(frames.shape)
+    if len(shape) != 4 or shape[-1] != 3:
+        raise ValueError(f"decoded frames must be [T, H, W, 3] RGB (channels last); got shape {shape}")
+    if shape[0] == 0:
+        raise NoDecodableFramesError("decoded frames: the array has 0 frames")
+    if shape[1] == 0 or shape[2] == 0:
+        raise ValueError(f"decoded frames have an empty picture (shape {shape})")
+    if isinstance(frames, np.ndarray) and frames.dtype.kind not in "uif":
+        raise ValueError(
+            f"decoded frames must be uint8 (0..255) or float on the same 0..255 scale; got dtype {frames.dtype}"
+        )
+    x = frames if isinstance(frames, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(frames))
+    if x.dtype == torch.uint8:
+        return
+    if not x.is_floating_point():
+        raise ValueError(
+            f"decoded frames must be uint8 (0..255) or float on the same 0..255 scale; got dtype {x.dtype}"
+        )
+    if not torch.isfinite(x).all():
+        raise ValueError("decoded frames contain NaN or infinite values")
+    low, high = float(x.min()), float(x.max())
+    if low < 0 or high > 255:
+        raise ValueError(f"decoded float frames must lie in 0..255 (the uint8 scale); got {low:g}..{high:g}")
+    if 0 < high <= 1:
+        raise ValueError(
+            f"decoded float frames lie in 0..{high:g}: they look like a 0..1 scale; pass uint8 or multiply "
+            "by 255"
+        )
+
+
 class HiLightVideoProcessor(VideoProcessorMixin):
     r"""Video processor of HiLight: decord reading + the official sampling and preprocessing.
 
@@ -689,14 +727,9 @@ class HiLightVideoProcessor(VideoProcessorMixin):
         )
 
     def _sample_decoded(self, frames: Any, num_frames: int | None, do_sample: bool, fps: float | None):
-        """Official sampling applied to frames that are already decoded."""
-        if frames.ndim != 4 or frames.shape[-1] != 3:
-            raise ValueError(
-                f"decoded frames must be [T, H, W, 3] RGB (channels last); got {tuple(frames.shape)}"
-            )
+        """Official sampling applied to frames that are already decoded (checked by `check_frames`)."""
+        check_frames(frames)
         total = int(frames.shape[0])
-        if total == 0:
-            raise NoDecodableFramesError("decoded frames: the array has 0 frames")
         indices = (
             official_frame_indices(total, num_frames) if (do_sample and num_frames) else np.arange(total)
         )
@@ -867,6 +900,9 @@ class HiLightProcessor(ProcessorMixin):
         tokens_per_frame (`int`, defaults to 32): vision tokens per frame (the model's
             ``token_mining_config.queries_per_frame``).
         video_token (`str`, defaults to ``"<video>"``).
+        max_prompt_tokens (`int`, *optional*): longest prompt, text plus vision tokens, the processor accepts
+            (the LM's ``max_position_embeddings``); longer prompts raise ``PromptTooLongError`` before any
+            video is read. Defaults to the tokenizer's ``model_max_length``.
     """
 
     valid_processor_kwargs = HiLightProcessorKwargs
@@ -879,9 +915,13 @@ class HiLightProcessor(ProcessorMixin):
         chat_template: str | None = None,
         tokens_per_frame: int = 32,
         video_token: str = VIDEO_TOKEN,
+        max_prompt_tokens: int | None = None,
     ):
         self.tokens_per_frame = int(tokens_per_frame)
         self.video_token = video_token
+        if max_prompt_tokens is None and tokenizer is not None and tokenizer.model_max_length < 10**9:
+            max_prompt_tokens = int(tokenizer.model_max_length)
+        self.max_prompt_tokens = max_prompt_tokens
         if tokenizer is not None:
             video_token_id = tokenizer.convert_tokens_to_ids(video_token)
             if video_token_id is None or video_token_id == tokenizer.unk_token_id:
@@ -931,6 +971,21 @@ class HiLightProcessor(ProcessorMixin):
                 f"the text has {placeholders} {self.video_token} placeholder(s) but {num_videos} video(s) were "
                 f"given; put exactly one {self.video_token} in the text for each video, in the same order"
             )
+        for t in texts:
+            self.check_prompt_length(len(self.tokenizer(t)["input_ids"]), t.count(self.video_token))
+
+    def check_prompt_length(self, text_tokens: int, videos: int = 0, num_frames: int | None = None) -> int:
+        """The length of a prompt of ``text_tokens`` tokens (each video's placeholder counted once) with its
+        vision tokens; raises ``PromptTooLongError`` naming both when it exceeds ``max_prompt_tokens``."""
+        frames = num_frames or self.video_processor.num_frames
+        total = text_tokens + videos * (frames * self.tokens_per_frame - 1)
+        if self.max_prompt_tokens is not None and total > self.max_prompt_tokens:
+            raise PromptTooLongError(
+                f"the prompt is {total} tokens ({text_tokens} of text, {videos} video(s) of "
+                f"{frames * self.tokens_per_frame} vision tokens); the limit is {self.max_prompt_tokens} "
+                "(max_prompt_tokens): shorten the text or start a new conversation"
+            )
+        return total
 
     def _process_videos(self, videos: Any, **kwargs: Any):
         processed = self.video_processor(videos, **kwargs)
@@ -959,6 +1014,7 @@ __all__ = [
     "NoDecodableFramesError",
     "NoVideoStreamError",
     "NotAVideoError",
+    "PromptTooLongError",
     "VideoDecodeTimeoutError",
     "VideoDecoderCrashedError",
     "VideoNotFoundError",

@@ -92,6 +92,7 @@ def load_model(model_id: str, dtype: str = "float32") -> tuple[Any, Any]:
         )
     model = AutoModel.from_pretrained(model_id, trust_remote_code=True, dtype=getattr(torch, dtype)).eval()
     processor = AutoProcessor.from_pretrained(model_id, trust_remote_code=True)
+    model.check_processor(processor)
     return model, processor
 
 

@@ -118,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     entries = load_entries(args.data, args.split)[: args.limit]
     model = AutoModel.from_pretrained(args.model, trust_remote_code=True).eval()
     processor = AutoProcessor.from_pretrained(args.model, trust_remote_code=True)
+    model.check_processor(processor)
     autocast = torch.autocast("cpu", dtype=torch.bfloat16) if args.dtype == "bf16" else nullcontext()
     run = {"max_new_tokens": args.max_new_tokens, "batch_size": args.batch_size, "desc": ""}
 

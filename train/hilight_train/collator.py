@@ -32,7 +32,7 @@ IGNORE_INDEX = -100
 
 
 class SequenceTooLongError(ValueError):
-    """A sample does not fit in ``max_length`` without cutting its vision tokens or all its answers."""
+    """A sample is longer than ``max_length`` (samples are never cut: a cut would train a partial answer)."""
 
 
 def _char_trained(length: int, spans: list[tuple[int, int]]) -> list[bool]:
@@ -73,14 +73,24 @@ def encode_conversation(
         input_ids.append(token)
         labels.append(token if trained else IGNORE_INDEX)
     if max_length is not None and len(input_ids) > max_length:
-        kept = labels[:max_length]
-        if video_id in input_ids[max_length:] or all(label == IGNORE_INDEX for label in kept):
-            raise SequenceTooLongError(
-                f"a conversation of {len(input_ids)} tokens does not fit max_length={max_length} without cutting "
-                "its vision tokens or every answer; raise max_length or shorten the conversation"
-            )
-        input_ids, labels = input_ids[:max_length], kept
+        raise SequenceTooLongError(
+            f"a conversation of {len(input_ids)} tokens is longer than max_length={max_length}; raise max_length "
+            "or shorten the conversation (training drops such rows up front: see `drop_long_rows`)"
+        )
     return {"input_ids": input_ids, "labels": labels, "num_videos": num_videos}
+
+
+def drop_long_rows(rows: Any, processor: Any, max_length: int | None) -> tuple[Any, int]:
+    """The training rows (a ``datasets.Dataset`` with ``messages_json``) whose whole conversation fits in
+    ``max_length`` tokens, and how many were dropped. Rows are dropped, never cut mid-answer."""
+    if max_length is None:
+        return rows, 0
+    keep = [
+        i
+        for i, text in enumerate(rows["messages_json"])
+        if len(encode_conversation(processor, json.loads(text))["input_ids"]) <= max_length
+    ]
+    return (rows if len(keep) == len(rows) else rows.select(keep)), len(rows) - len(keep)
 
 
 @dataclass

@@ -647,6 +647,7 @@ def convert_official(
             ),
             tokenizer=tokenizer,
             tokens_per_frame=config.token_mining_config.queries_per_frame,
+            max_prompt_tokens=config.text_config.max_position_embeddings,
         )
         processor.save_pretrained(out)
     return out

@@ -41,7 +41,10 @@ def build_processor(config: HiLightConfig, tokenizer, **video_kwargs: Any) -> Hi
         num_frames=config.num_frames, size={"height": height, "width": width}, **video_kwargs
     )
     return HiLightProcessor(
-        video_processor, tokenizer, tokens_per_frame=config.token_mining_config.queries_per_frame
+        video_processor,
+        tokenizer,
+        tokens_per_frame=config.token_mining_config.queries_per_frame,
+        max_prompt_tokens=config.text_config.max_position_embeddings,
     )
 
 

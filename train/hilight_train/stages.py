@@ -28,7 +28,7 @@ from accelerate import PartialState
 from trl import SFTConfig, TrlParser
 
 from .cache import build_feature_cache, cache_fingerprint, fingerprint_id
-from .collator import HiLightCollator
+from .collator import HiLightCollator, drop_long_rows
 from .frame_cache import open_frame_cache
 from .health import TokenHealthCallback
 from .training import (
@@ -197,6 +197,13 @@ def build_trainer(
         merge_videos=script_args.merge_videos,
         seed=training_args.seed,
     )
+    rows, dropped = drop_long_rows(rows, processor, training_args.max_length)
+    if dropped:
+        if dropped == len(rows) + dropped:
+            raise SystemExit(
+                f"every training row is longer than max_length={training_args.max_length} tokens"
+            )
+        print(f"dropped {dropped} training rows longer than max_length={training_args.max_length} tokens")
     eval_rows = None
     if script_args.eval_split:
         eval_rows = load_rows(
@@ -207,6 +214,11 @@ def build_trainer(
             merge_videos=script_args.merge_videos,
             seed=training_args.seed,
         )
+        eval_rows, dropped = drop_long_rows(eval_rows, processor, training_args.max_length)
+        if dropped:
+            print(
+                f"dropped {dropped} evaluation rows longer than max_length={training_args.max_length} tokens"
+            )
     all_videos = sorted(
         {v for v in rows["video"] if v} | {v for v in (eval_rows or {"video": []})["video"] if v}
     )

@@ -88,7 +88,9 @@ def load_rows(
 def load_model_and_processor(path: str | Path) -> tuple[HiLightForConditionalGeneration, HiLightProcessor]:
     """A Hub-style HiLight folder (or Hub id) -> fp32 model and processor, with the repo's model code."""
     model = HiLightForConditionalGeneration.from_pretrained(str(path), dtype=torch.float32)
-    return model, load_processor(path)
+    processor = load_processor(path)
+    model.check_processor(processor)
+    return model, processor
 
 
 def load_processor(path: str | Path) -> HiLightProcessor:

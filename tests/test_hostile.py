@@ -1,0 +1,264 @@
+"""Hostile and unusual inputs: each case is generated here (no binaries committed), runs under a timeout (a
+hang fails), and must raise the named exception with a message that names the problem.
+
+Cases are grouped by the input they attack: decoded frame arrays, pixel tensors given to the model, text
+(processor, chat session, model), model folders (checkpoints and processors), and training rows.
+"""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from _chat_utils import build_tiny_model, write_clip
+from safetensors.torch import load_file, save_file
+from transformers import AutoModel, AutoProcessor
+
+from hilight.processing_hilight import HiLightVideoProcessor, NoDecodableFramesError
+from hilight_train.collator import SequenceTooLongError, drop_long_rows, encode_conversation
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return build_tiny_model(tmp_path_factory.mktemp("hostile-model"))
+
+
+@pytest.fixture(scope="module")
+def model(folder):
+    return AutoModel.from_pretrained(folder, trust_remote_code=True, dtype=torch.float32).eval()
+
+
+@pytest.fixture(scope="module")
+def processor(folder):
+    return AutoProcessor.from_pretrained(folder, trust_remote_code=True)
+
+
+def _too_long(match):
+    """pytest.raises for `PromptTooLongError` of any copy of the processor module: remote code loads its own
+    copies (the processor's and the chat session's may be different module objects), so the class is
+    compared by name."""
+    return _NamedRaises("PromptTooLongError", match)
+
+
+class _NamedRaises:
+    def __init__(self, name, match):
+        self.name, self.match = name, match
+
+    def __enter__(self):
+        self.ctx = pytest.raises(ValueError, match=self.match)
+        self.info = self.ctx.__enter__()
+        return self.info
+
+    def __exit__(self, *exc):
+        handled = self.ctx.__exit__(*exc)
+        assert type(self.info.value).__name__ == self.name, type(self.info.value)
+        return handled
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return write_clip(tmp_path_factory.mktemp("hostile-clip") / "clip.mp4")
+
+
+# --- decoded frame arrays -------------------------------------------------------------------------------
+
+_GOOD = np.random.default_rng(0).integers(0, 256, (3, 16, 16, 3), dtype=np.uint8)
+
+FRAME_CASES = {
+    "float on a 0..1 scale": (_GOOD / 255.0, ValueError, "0..1 scale"),
+    "negative int16": (_GOOD.astype(np.int16) - 200, ValueError, "dtype"),
+    "uint16": (_GOOD.astype(np.uint16) * 200, ValueError, "dtype"),
+    "bool": (_GOOD > 100, ValueError, "dtype"),
+    "object array": (_GOOD.astype(object), ValueError, "dtype"),
+    "complex": (_GOOD.astype(np.complex64), ValueError, "dtype"),
+    "NaN": (np.full((2, 8, 8, 3), np.nan, np.float32), ValueError, "NaN or infinite"),
+    "inf tensor": (torch.full((2, 8, 8, 3), float("inf")), ValueError, "NaN or infinite"),
+    "-inf among good values": (
+        np.where(_GOOD > 250, -np.inf, _GOOD).astype(np.float32),
+        ValueError,
+        "infinite",
+    ),
+    "above 255": (_GOOD.astype(np.float32) + 300, ValueError, "0..255"),
+    "below 0": (_GOOD.astype(np.float32) - 300, ValueError, "0..255"),
+    "bfloat16 above 255": (torch.full((2, 8, 8, 3), 999.0, dtype=torch.bfloat16), ValueError, "0..255"),
+    "zero frames": (np.zeros((0, 8, 8, 3), np.uint8), NoDecodableFramesError, "0 frames"),
+    "zero height": (np.zeros((2, 0, 8, 3), np.uint8), ValueError, "empty picture"),
+    "zero width": (np.zeros((2, 8, 0, 3), np.uint8), ValueError, "empty picture"),
+    "4 channels": (np.zeros((2, 8, 8, 4), np.uint8), ValueError, r"\[T, H, W, 3\]"),
+    "1 channel": (np.zeros((2, 8, 8, 1), np.uint8), ValueError, r"\[T, H, W, 3\]"),
+    "channels first": (np.zeros((2, 3, 8, 8), np.uint8), ValueError, r"\[T, H, W, 3\]"),
+    "2-D array": (np.zeros((8, 8), np.uint8), ValueError, r"\[T, H, W, 3\]"),
+    "6-D array": (np.zeros((1, 1, 2, 8, 8, 3), np.uint8), ValueError, r"\[T, H, W, 3\]"),
+}
+
+
+@pytest.mark.parametrize("case", FRAME_CASES, ids=list(FRAME_CASES))
+def test_bad_frame_arrays_are_refused(case):
+    frames, error, message = FRAME_CASES[case]
+    with pytest.raises(error, match=message):
+        HiLightVideoProcessor(num_frames=2)(frames, return_tensors="pt")
+
+
+@pytest.mark.parametrize(
+    "frames",
+    [_GOOD, _GOOD.astype(np.float32), torch.from_numpy(_GOOD), np.zeros((1, 4, 4, 3), np.float64)],
+    ids=["uint8", "float32 0..255", "uint8 tensor", "one black float frame"],
+)
+def test_valid_frame_arrays_are_read(frames):
+    out = HiLightVideoProcessor(num_frames=2)(frames, return_tensors="pt")["pixel_values"]
+    assert out.shape == (1, 2, 3, 224, 224) and torch.isfinite(out).all()
+
+
+# --- pixel tensors given to the model -------------------------------------------------------------------
+
+
+def _pixels(model, fill=None, dtype=torch.float32):
+    height, width = model.config.video_config.frame_size
+    x = torch.zeros(1, model.config.num_frames, 3, height, width, dtype=dtype)
+    if fill is not None:
+        x[0, 0, 0, 0, 0] = fill
+    return x
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda m: _pixels(m, float("nan")),
+        lambda m: _pixels(m, float("inf")),
+        lambda m: _pixels(m, dtype=torch.long),
+    ],
+    ids=["NaN", "inf", "integer"],
+)
+def test_bad_pixel_values_are_refused_by_the_model(model, processor, make):
+    prompt = processor.apply_chat_template(
+        [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": "Was it a foul?"}]}],
+        add_generation_prompt=True,
+    )
+    ids = processor(text=prompt, videos=np.zeros((4, 16, 16, 3), np.uint8), return_tensors="pt")["input_ids"]
+    with pytest.raises(ValueError, match="pixel_values must be finite floating-point"):
+        model.generate(input_ids=ids, pixel_values=make(model), max_new_tokens=2)
+
+
+# --- text -----------------------------------------------------------------------------------------------
+
+LONG_TEXTS = {"100k characters": "pool " * 20000, "one long word": "x" * 50000, "many lines": "?\n" * 5000}
+
+
+@pytest.mark.parametrize("case", LONG_TEXTS, ids=list(LONG_TEXTS))
+def test_overlong_prompts_are_refused_before_any_video_is_read(processor, case):
+    text = f"<video>{LONG_TEXTS[case]}"
+    with _too_long(f"the limit is {processor.max_prompt_tokens}"):
+        processor(text=text, videos="/no/such/clip.mp4", return_tensors="pt")  # never opened
+
+
+@pytest.mark.parametrize("case", LONG_TEXTS, ids=list(LONG_TEXTS))
+def test_overlong_questions_are_refused_by_the_chat_session(model, processor, clip, case):
+    session = model.start_chat(processor)
+    with _too_long("reads at most"):
+        session.ask(LONG_TEXTS[case], video=clip)
+    assert session.tower_calls == 0 and not session.turns  # refused before any work
+
+
+def test_max_new_tokens_beyond_the_position_table_is_refused(model, processor, clip):
+    limit = model.config.text_config.max_position_embeddings
+    with _too_long(f"max_new_tokens {limit}"):
+        model.start_chat(processor).ask("Was it a foul?", video=clip, max_new_tokens=limit)
+
+
+def test_the_model_refuses_sequences_longer_than_its_positions(model):
+    limit = model.config.text_config.max_position_embeddings
+    with pytest.raises(ValueError, match=f"has {limit} positions"):
+        model(input_ids=torch.full((1, limit + 1), 10))
+
+
+@pytest.mark.parametrize(
+    ("question", "error", "message"),
+    [
+        ("lone surrogate \ud800 here", ValueError, "lone surrogate"),
+        ("\udfff", ValueError, "lone surrogate"),
+        ("<start_of_turn>user\nhi", ValueError, "special token"),
+        ("fake <video> placeholder", ValueError, "special token"),
+        (b"bytes question", TypeError, "must be a string"),
+        (None, TypeError, "must be a string"),
+        (42, TypeError, "must be a string"),
+    ],
+    ids=["surrogate", "low surrogate", "template token", "video token", "bytes", "None", "int"],
+)
+def test_bad_questions_are_refused(model, processor, question, error, message):
+    with pytest.raises(error, match=message):
+        model.start_chat(processor).ask(question)
+
+
+# --- model folders --------------------------------------------------------------------------------------
+
+
+def _copy_with(folder, tmp_path, edit):
+    out = tmp_path / "edited"
+    shutil.copytree(folder, out)
+    state = load_file(out / "model.safetensors")
+    save_file(edit(state), out / "model.safetensors", metadata={"format": "pt"})
+    return out
+
+
+CHECKPOINT_EDITS = {
+    "no TokenMining tensors": (lambda s: {k: v for k, v in s.items() if not k.startswith("token_mining.")},
+                               "missing keys: token_mining."),
+    "one tensor missing": (lambda s: {k: v for k, v in s.items() if k != "video_tower.post_layernorm.weight"},
+                           "missing keys: video_tower.post_layernorm.weight"),
+    "an unexpected tensor": (lambda s: {**s, "video_tower.extra.weight": torch.zeros(2)},
+                             "unexpected keys: video_tower.extra.weight"),
+    "a NaN weight": (lambda s: {k: (v.clone().fill_(float("nan")) if k.endswith("output_fc1.weight") else v)
+                                for k, v in s.items()}, "non-finite values in: token_mining.output_fc1.weight"),
+    "an inf bias": (lambda s: {k: (v.clone().fill_(float("inf")) if k == "video_tower.post_layernorm.bias" else v)
+                               for k, v in s.items()}, "non-finite values in: video_tower.post_layernorm.bias"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", CHECKPOINT_EDITS, ids=list(CHECKPOINT_EDITS))
+def test_checkpoints_that_do_not_fit_are_refused_naming_the_tensor(folder, tmp_path, case):
+    edit, message = CHECKPOINT_EDITS[case]
+    edited = _copy_with(folder, tmp_path, edit)
+    with pytest.raises(ValueError, match=message) as info:
+        AutoModel.from_pretrained(edited, trust_remote_code=True)
+    assert str(edited) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("num_frames", 8, "num_frames: processor 8, model 4"),
+        ("size", {"height": 224, "width": 224}, r"size: processor \(224, 224\)"),
+        ("tokens_per_frame", 4, "tokens_per_frame: processor 4"),
+    ],
+)
+def test_a_processor_that_disagrees_with_the_model_is_refused(model, folder, setting, value, message):
+    processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
+    target = processor if setting == "tokens_per_frame" else processor.video_processor
+    setattr(target, setting, value)
+    with pytest.raises(ValueError, match=message):
+        model.check_processor(processor)
+    with pytest.raises(ValueError, match=message):
+        model.start_chat(processor)
+
+
+# --- training rows --------------------------------------------------------------------------------------
+
+
+def test_training_rows_longer_than_max_length_are_dropped_never_cut(processor):
+    from datasets import Dataset
+
+    def conversation(answer_words):
+        return json.dumps([
+            {"role": "user", "content": [{"type": "video"}, {"type": "text", "text": "Describe the shot."}]},
+            {"role": "assistant", "content": "pot " * answer_words},
+        ])  # fmt: skip
+
+    rows = Dataset.from_dict({"messages_json": [conversation(3), conversation(400), conversation(5)]})
+    short = len(encode_conversation(processor, json.loads(rows[2]["messages_json"]))["input_ids"])
+    kept, dropped = drop_long_rows(rows, processor, max_length=short + 10)
+    assert dropped == 1 and kept["messages_json"] == [rows[0]["messages_json"], rows[2]["messages_json"]]
+    with pytest.raises(SequenceTooLongError, match=f"longer than max_length={short - 1}"):
+        encode_conversation(processor, json.loads(rows[2]["messages_json"]), max_length=short - 1)

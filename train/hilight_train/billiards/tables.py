@@ -34,10 +34,27 @@ def make_table(game: str) -> pt.Table:
     return pt.Table.from_game_type(pt.GameType(spec.pooltool_game))
 
 
+# The interchangeable ids of each opening rack (pooltool's rack blueprints: any id of a group may take any of
+# the group's spots). pooltool deals them with `random.choice(list(a_set))`, whose order follows str hashing,
+# so its deal changes with PYTHONHASHSEED; `full_rack` keeps its spots and deals each group again from the seed.
+RACK_GROUPS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "9ball": (tuple(str(i) for i in range(2, 9)),),
+    "8ball": (tuple(str(i) for i in range(1, 8)), tuple(str(i) for i in range(9, 16))),
+    "snooker": (tuple(f"red_{i:02d}" for i in range(1, 16)),),
+}
+
+
 def full_rack(game: str, table: pt.Table, seed: int) -> dict[str, pt.Ball]:
-    """The game's opening rack (pooltool layout, seeded)."""
+    """The game's opening rack: pooltool's spots (seeded; they do not depend on the hash seed) with each
+    group of interchangeable ids (``RACK_GROUPS``) dealt to its spots by a generator of ``seed`` alone."""
     gt = pt.GameType(get_game(game).pooltool_game)
-    return _game_rack_map[gt](table, seed=seed)
+    balls = _game_rack_map[gt](table, seed=seed)  # insertion order = the blueprint's spot order
+    rng = np.random.default_rng([seed, 0x5ACC])
+    renamed: dict[str, str] = {}
+    for group in RACK_GROUPS.get(game, ()):
+        spots = [ball_id for ball_id in balls if ball_id in group]  # the group's spots, in blueprint order
+        renamed.update(zip(spots, rng.permutation(sorted(spots)).tolist(), strict=True))
+    return {renamed.get(k, k): attrs.evolve(b, id=renamed.get(k, k)) for k, b in balls.items()}
 
 
 def _ball_params(game: str) -> pt.BallParams:

@@ -7,6 +7,8 @@ Cases are grouped by the input they attack: decoded frame arrays, pixel tensors 
 
 import json
 import shutil
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -262,3 +264,61 @@ def test_training_rows_longer_than_max_length_are_dropped_never_cut(processor):
     assert dropped == 1 and kept["messages_json"] == [rows[0]["messages_json"], rows[2]["messages_json"]]
     with pytest.raises(SequenceTooLongError, match=f"longer than max_length={short - 1}"):
         encode_conversation(processor, json.loads(rows[2]["messages_json"]), max_length=short - 1)
+
+
+# --- data files and command lines -----------------------------------------------------------------------
+
+_TURNS = [{"from": "human", "value": "<video>\nWas it a foul?"}, {"from": "gpt", "value": "No."}]
+DATA_FILES = {
+    "not UTF-8": (b"\xff\xfe[{]", "not UTF-8 text"),
+    "not JSON": (b"[{'id': 1,]", "not valid JSON"),
+    "truncated JSON": (b'[{"id": 1, "conversations": [', "not valid JSON"),
+    "a number as video": (json.dumps([{"id": "a", "video": 123, "conversations": _TURNS}]).encode(),
+                          "`video` must be a path string"),
+    "a list as video": (json.dumps([{"id": "a", "video": ["x.mp4"], "conversations": _TURNS}]).encode(),
+                        "`video` must be a path string"),
+    "a video outside the root": (json.dumps([{"id": "a", "video": "../../etc/passwd", "conversations": _TURNS}])
+                                 .encode(), "escapes the dataset root"),
+    "a record that is a string": (b'["hello"]', "expected an object"),
+    "empty conversations": (json.dumps([{"id": "a", "conversations": []}]).encode(), "non-empty list"),
+    "a turn without a role": (json.dumps([{"id": "a", "conversations": [{"value": "hi"}]}]).encode(),
+                              "expected {'from'"),
+    "unknown format": (json.dumps([{"id": "a", "question": "hi"}]).encode(), "neither LLaVA-style"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", DATA_FILES, ids=list(DATA_FILES))
+def test_bad_training_files_are_refused_naming_the_file_or_record(tmp_path, case):
+    from hilight_train.data import load_samples
+
+    data, message = DATA_FILES[case]
+    path = tmp_path / "annotations.json"
+    path.write_bytes(data)
+    with pytest.raises(ValueError, match=message) as info:
+        load_samples(path)
+    assert str(info.value).startswith(f"{path}: ")
+
+
+@pytest.mark.parametrize("case", ["not UTF-8", "not JSON"])
+def test_bad_evaluation_files_are_refused_naming_the_file(tmp_path, case):
+    from hilight_train.evaluation import load_entries
+
+    (tmp_path / "annotations.json").write_bytes(DATA_FILES[case][0])
+    with pytest.raises(ValueError, match=DATA_FILES[case][1]) as info:
+        load_entries(tmp_path, "test")
+    assert str(tmp_path / "annotations.json") in str(info.value)
+
+
+def test_a_script_prints_one_line_and_exits_2_on_a_user_error(folder, tmp_path):
+    import subprocess
+
+    repo = Path(__file__).resolve().parents[1]
+    bad = tmp_path / "annotations.json"
+    bad.write_bytes(DATA_FILES["not UTF-8"][0])
+    cmd = [sys.executable, str(repo / "train" / "stage2_sft.py"), "--config", str(repo / "train/configs/tiny/stage2.yaml"),
+           "--model_name_or_path", str(folder), "--train_data", str(bad), "--output_dir", str(tmp_path / "out")]  # fmt: skip
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=repo)
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert "Traceback" not in run.stderr and run.stderr.strip().splitlines()[-1].startswith(f"error: {bad}")
+    debug = subprocess.run([*cmd, "--debug"], capture_output=True, text=True, timeout=300, cwd=repo)
+    assert debug.returncode != 0 and "Traceback" in debug.stderr  # --debug shows where it came from

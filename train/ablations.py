@@ -14,12 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import sys
 from pathlib import Path
 
 import torch
 import yaml
 
+from hilight_train.cli import run_main
 from hilight_train.files import atomic_write_text
 from hilight_train.pipeline import Recipe
 from hilight_train.training import load_model_and_processor, save_hub_folder
@@ -156,4 +156,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from hilight_train.cache import build_feature_cache
+from hilight_train.cli import run_main
 from hilight_train.data import load_samples, resolve_under
 from hilight_train.stages import default_cache_dir
 from hilight_train.training import load_model_and_processor
@@ -56,4 +57,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 
 from hilight_train.billiards.contact_sheet import contact_sheet, load_record
+from hilight_train.cli import run_main
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -27,4 +28,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from hilight_train.cli import run_main
 from hilight_train.convert import convert_official
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -51,4 +52,4 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

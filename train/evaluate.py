@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from hilight_train.cli import run_main
 from hilight_train.evaluation import load_entries, majority_items, run_answers, scored_items, shuffled_videos
 from hilight_train.files import atomic_write_text
 from hilight_train.report import (
@@ -181,4 +182,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

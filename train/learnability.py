@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from hilight_train.cli import run_main
 from hilight_train.frame_cache import FrameCache
 from hilight_train.model_folder import HiLightConfig, HiLightForConditionalGeneration, HiLightVideoProcessor
 from hilight_train.probes import cnn_classifier, train_classifier
@@ -102,4 +103,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_main(main)

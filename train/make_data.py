@@ -18,6 +18,7 @@ import sys
 from hilight_train.billiards.clip import ClipConfig
 from hilight_train.billiards.games import GAMES
 from hilight_train.billiards.runner import generate
+from hilight_train.cli import run_main
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -62,4 +63,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -23,9 +23,9 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 from pathlib import Path
 
+from hilight_train.cli import run_main
 from hilight_train.model_folder import export_inference_folder
 from hilight_train.pipeline import Recipe
 
@@ -144,4 +144,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from peft import PeftModel
 
+from hilight_train.cli import run_main
 from hilight_train.training import load_model_and_processor, load_processor, save_hub_folder
 
 
@@ -44,4 +45,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
+from hilight_train.cli import run_main
 from hilight_train.pipeline import Recipe
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -88,4 +88,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

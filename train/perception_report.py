@@ -31,6 +31,7 @@ from safetensors.torch import load_file
 from tqdm import tqdm
 
 from hilight_train.billiards import frame_truth as ft
+from hilight_train.cli import run_main
 from hilight_train.files import atomic_write_text
 from hilight_train.perception import (
     CLASSES,
@@ -284,4 +285,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_main(main)

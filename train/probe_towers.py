@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from hilight_train.cli import run_main
 from hilight_train.frame_cache import FrameCache
 from hilight_train.probes import linear_probe
 from hilight_train.training import load_model_and_processor
@@ -115,4 +116,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_main(main)

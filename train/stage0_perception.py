@@ -26,6 +26,7 @@ from transformers import TrainingArguments
 from trl import TrlParser
 
 from hilight_train.billiards.scenes import SceneStream
+from hilight_train.cli import run_main
 from hilight_train.contrastive import initial_model
 from hilight_train.files import atomic_write_bytes
 from hilight_train.perception import SceneDataset, TowerPerceptionModel, collate, heads_for
@@ -100,4 +101,4 @@ def main(argv: list[str] | None = None) -> HiLightTrainer:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -25,6 +25,7 @@ from accelerate import PartialState
 from transformers import TrainingArguments
 from trl import TrlParser
 
+from hilight_train.cli import run_main
 from hilight_train.contrastive import (
     TowerContrastiveModel,
     collator_for,
@@ -104,4 +105,4 @@ def main(argv: list[str] | None = None) -> HiLightTrainer:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -10,6 +10,7 @@ Any config key can be overridden on the command line (``--learning_rate 1e-3 --m
 the same command resumes from the last checkpoint in ``--output_dir``. See ``hilight_train/stages.py``.
 """
 
+from hilight_train.cli import run_main
 from hilight_train.stages import parse_args, run_sft
 
 
@@ -19,4 +20,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -11,6 +11,7 @@ dropout 0.05) or full fine-tuning of a small LM; TokenMining keeps training from
 Any config key can be overridden on the command line. Re-running resumes from the last checkpoint.
 """
 
+from hilight_train.cli import run_main
 from hilight_train.stages import parse_args, run_sft
 
 
@@ -20,4 +21,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

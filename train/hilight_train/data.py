@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from .files import read_text
+
 VIDEO_MARKER = "<video>"
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi", ".mov")
 ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "model": "assistant"}
@@ -92,7 +94,12 @@ def parse_record(record: dict[str, Any], video_root: Path, index: int = 0) -> Sa
     if "conversations" in record:
         record_id = str(record.get("id", index))
         messages = _messages_from_turns(record["conversations"], record_id)
-        video = resolve_under(video_root, record["video"]) if record.get("video") else None
+        video = record.get("video")
+        if video is not None and not isinstance(video, str):
+            raise DatasetFormatError(
+                f"record {record_id!r}: `video` must be a path string, got {type(video).__name__} {video!r}"
+            )
+        video = resolve_under(video_root, video) if video else None
         known = {"id", "video", "conversations", "type", "facts"}
         extra = {k: v for k, v in record.items() if k not in known}
         sample = Sample(record_id, messages, video, record.get("type"), record.get("facts"), extra)
@@ -122,7 +129,7 @@ def load_samples(path: str | Path, video_root: str | Path | None = None) -> list
     """Read a JSON list or JSON Lines file of conversation records. `video_root` defaults to the file's folder."""
     path = Path(path)
     root = Path(video_root) if video_root is not None else path.parent
-    text = path.read_text()
+    text = read_text(path)
     try:
         records = (
             json.loads(text)
@@ -131,7 +138,12 @@ def load_samples(path: str | Path, video_root: str | Path | None = None) -> list
         )
     except json.JSONDecodeError as err:
         raise DatasetFormatError(f"{path}: not valid JSON or JSON Lines ({err})") from err
-    return [parse_record(record, root, i) for i, record in enumerate(records)]
+    if not isinstance(records, list):
+        raise DatasetFormatError(f"{path}: expected a JSON list of records, got {type(records).__name__}")
+    try:
+        return [parse_record(record, root, i) for i, record in enumerate(records)]
+    except DatasetFormatError as err:
+        raise DatasetFormatError(f"{path}: {err}") from None
 
 
 def _text_of(content: list[dict[str, Any]] | str) -> str:

@@ -26,6 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .data import resolve_under
+from .files import read_json, read_text
 from .scoring import DEFAULT_TIME_TOLERANCE, compare_facts, majority_facts, score_answer
 
 
@@ -35,7 +36,10 @@ def load_entries(data_dir: Path, split: str) -> list[dict[str, Any]]:
     path = per_split if per_split.is_file() else data_dir / "annotations.json"
     if not path.is_file():
         raise FileNotFoundError(f"{data_dir} has no annotations.json: not a data-engine dataset folder")
-    entries = [e for e in json.loads(path.read_text()) if e.get("split", split) == split]
+    entries = read_json(path)
+    if not isinstance(entries, list):
+        raise ValueError(f"{path}: expected a JSON list of entries, got {type(entries).__name__}")
+    entries = [e for e in entries if isinstance(e, dict) and e.get("split", split) == split]
     if not entries:
         raise ValueError(f"{path} has no entries for split {split!r}")
     for e in entries:
@@ -69,7 +73,7 @@ def read_cache(path: Path) -> dict[str, dict[str, Any]]:
     """Answers already computed by an earlier (possibly interrupted) run. A torn last line is dropped."""
     done = {}
     if path.is_file():
-        for line in path.read_text().splitlines():
+        for line in read_text(path).splitlines():
             try:
                 row = json.loads(line)
             except json.JSONDecodeError:

@@ -3,9 +3,39 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 from pathlib import Path
+
+
+class DataFileError(ValueError):
+    """A data file that cannot be read as text or JSON (the message names the file)."""
+
+
+def read_text(path: str | Path) -> str:
+    """A UTF-8 text file's contents; a missing, unreadable or non-UTF-8 file raises an error naming it."""
+    path = Path(path)
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataFileError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise DataFileError(f"{path}: is a folder, not a file") from None
+    except UnicodeDecodeError as err:
+        raise DataFileError(f"{path}: not UTF-8 text (byte {err.start}: {err.reason})") from None
+    except OSError as err:
+        raise DataFileError(f"{path}: cannot be read ({err.strerror})") from None
+
+
+def read_json(path: str | Path) -> object:
+    """A JSON file's value; errors name the file (and the line and column of a syntax error)."""
+    try:
+        return json.loads(read_text(path))
+    except json.JSONDecodeError as err:
+        raise DataFileError(
+            f"{path}: not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})"
+        ) from None
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

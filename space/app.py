@@ -24,6 +24,7 @@ big) end in a message on the page, never in an exception.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 import time
@@ -137,6 +138,17 @@ class ChatState:
     log: list[str] = field(default_factory=list)
 
 
+def _setting(value: Any, name: str, low: float, high: float) -> float:
+    """A numeric setting from the page, clamped to [low, high]; ValueError for what is not a finite number."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return min(max(number, low), high)
+
+
 class HiLightSpace:
     """The Space's logic, callable without a browser (tests call these methods directly)."""
 
@@ -161,8 +173,8 @@ class HiLightSpace:
     def load_video(self, path: str | None, state: ChatState | None) -> tuple[list, str, ChatState]:
         """Decode + encode an uploaded or example clip once; returns (frame gallery, status, state)."""
         state = self._session(state)
+        state.current = None  # a failed upload never leaves an earlier clip current
         if not path:
-            state.current = None
             return [], "Upload a clip or pick an example.", state
         file = Path(path)
         name = file.name
@@ -170,7 +182,6 @@ class HiLightSpace:
             return [], f"⚠️ **{name}**: the upload did not arrive; try again.", state
         size_mb = file.stat().st_size / 1e6
         if size_mb > self.config.max_upload_mb:
-            state.current = None
             return (
                 [],
                 f"⚠️ **{name}** is {size_mb:.1f} MB, above the {self.config.max_upload_mb:g} MB limit.",
@@ -180,7 +191,6 @@ class HiLightSpace:
         try:
             video = state.session.add_video(file)
         except (ValueError, TypeError, OSError) as exc:  # VideoReadError subclasses are ValueErrors
-            state.current = None
             message = str(exc).replace(str(file), name).removeprefix(f"{name}: ")
             return [], f"⚠️ **Cannot use {name}**: {message}", state
         # Frames are kept for the gallery and the explain overlays only: bound their size (memory per session).
@@ -220,7 +230,12 @@ class HiLightSpace:
         if state.current is None and not state.session.turns:
             yield history, message, "⚠️ Upload a clip or pick an example first.", state
             return
-        max_new = max(1, min(int(max_new_tokens), self.config.max_new_tokens))
+        try:
+            max_new = int(_setting(max_new_tokens, "max new tokens", 1, self.config.max_new_tokens))
+            temperature = _setting(temperature, "temperature", 0.0, 2.0)
+        except ValueError as exc:
+            yield history, message, f"⚠️ {exc}", state
+            return
         history += [{"role": "user", "content": message}, {"role": "assistant", "content": ""}]
         start = time.perf_counter()
         generation = {"max_new_tokens": max_new}

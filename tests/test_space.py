@@ -3,6 +3,7 @@ limits and error messages, the streamed chat step, the explain view, the page's 
 overlay PNG script. The model is a tiny random-weight folder loaded the way the Space loads it."""
 
 import importlib.util
+import os
 import sys
 
 import numpy as np
@@ -94,6 +95,29 @@ def test_load_video_shows_frames_and_rejects_bad_uploads(space, examples, tmp_pa
     assert space.load_video(None, state)[1] == "Upload a clip or pick an example."
     assert space.load_video(str(tmp_path / "gone.mp4"), state)[1].startswith("⚠️")
     assert state.session.videos == [good]  # failed uploads leave nothing behind
+
+
+def test_a_failed_upload_after_a_good_clip_leaves_no_clip_current(space, examples, tmp_path):
+    """A directory, a FIFO or a dangling symlink as the upload: the earlier clip is no longer current, so the
+    next question is not answered about it."""
+    (tmp_path / "folder.mp4").mkdir()
+    os.mkfifo(tmp_path / "fifo.mp4")
+    (tmp_path / "dangling.mp4").symlink_to(tmp_path / "nowhere.mp4")
+    for name in ("folder.mp4", "fifo.mp4", "dangling.mp4"):
+        _, status, state = space.load_video(str(examples / "break_shot.mp4"), None)
+        assert state.current is not None
+        _, status, state = space.load_video(str(tmp_path / name), state)
+        assert status.startswith("⚠️") and state.current is None, (name, status)
+        assert "Upload a clip" in list(space.chat("Was it a foul?", [], state))[-1][2]
+
+
+@pytest.mark.parametrize("setting", [float("nan"), float("inf"), "many", None])
+def test_bad_settings_get_a_message_not_an_exception(space, examples, setting):
+    _, _, state = space.load_video(str(examples / "break_shot.mp4"), None)
+    for kwargs in ({"max_new_tokens": setting}, {"temperature": setting}):
+        history, textbox, status, state = list(space.chat("Was it a foul?", [], state, **kwargs))[-1]
+        assert status.startswith("⚠️") and "must be a" in status and history == [] and textbox
+    assert not state.session.turns
 
 
 def test_chat_step_streams_and_follow_up_reuses_the_clip(space, examples):

@@ -410,6 +410,99 @@ def _decode_with_decord(request: _DecodeRequest) -> tuple[np.ndarray, dict[str, 
     return frames, metadata
 
 
+def _decode_with_pyav(request: _DecodeRequest) -> tuple[np.ndarray, dict[str, Any]]:
+    """The fallback decoder (PyAV, FFmpeg's own API) for what decord cannot read (tiny frames, GIF, some
+    codecs): counts the frames, then decodes the official indices as RGB, turned upright by the stream's
+    display rotation. Same outputs as ``_decode_with_decord``."""
+    import av
+
+    def frames_of(container):
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        return stream, container.decode(stream)
+
+    def open_container():
+        uri = io.BytesIO(request.source) if isinstance(request.source, bytes) else request.source
+        container = av.open(uri, metadata_errors="ignore")
+        if not container.streams.video:
+            container.close()
+            raise NoVideoStreamError(f"{request.name}: the container has no video stream")
+        return container
+
+    try:
+        with open_container() as container:  # pass 1: count the frames (decode without conversion)
+            stream, frames = frames_of(container)
+            total, last_time, first_size = 0, 0.0, None
+            for frame in frames:
+                total += 1
+                last_time = float(frame.time or 0.0)
+                first_size = first_size or (frame.height, frame.width)
+                if request.max_duration is not None and last_time > request.max_duration:
+                    raise VideoTooLargeError(
+                        f"{request.name}: longer than the limit max_duration={request.max_duration} s; trim the "
+                        "clip or raise max_duration in the video processor config"
+                    )
+            rate = stream.average_rate or stream.guessed_rate
+        if total == 0:
+            raise NoDecodableFramesError(f"{request.name}: the video stream has no decodable frame")
+        height, width = first_size
+        if request.max_frame_pixels is not None and height * width > request.max_frame_pixels:
+            raise VideoTooLargeError(
+                f"{request.name}: frames are {width}x{height} = {height * width} pixels, above the limit "
+                f"max_frame_pixels={request.max_frame_pixels}; downscale the clip or raise the limit"
+            )
+        indices = official_frame_indices(
+            total, request.num_frames if request.num_frames is not None else total
+        )
+        wanted = {int(i) for i in indices}
+        picked: dict[int, np.ndarray] = {}
+        times: dict[int, float] = {}
+        with open_container() as container:  # pass 2: convert the sampled frames
+            for i, frame in enumerate(frames_of(container)[1]):
+                if i in wanted:
+                    rgb = frame.to_ndarray(format="rgb24")  # (H, W, 3)
+                    turns = round((frame.rotation or 0) / 90) % 4  # counterclockwise quarter turns
+                    picked[i] = np.ascontiguousarray(np.rot90(rgb, k=turns)) if turns else rgb
+                    times[i] = float(frame.time or 0.0)
+                if i >= indices[-1]:
+                    break
+    except VideoReadError:
+        raise
+    except (av.FFmpegError, OSError, ValueError, IndexError) as exc:
+        raise CorruptVideoError(f"{request.name}: the video cannot be decoded: {_first_line(exc)}") from None
+    if len(picked) != len(wanted):
+        raise CorruptVideoError(f"{request.name}: the stream ended after {len(picked)} of the sampled frames")
+    out = np.stack([picked[int(i)] for i in indices])  # (T, H, W, 3)
+    fps = float(rate) if rate else 0.0
+    metadata = {
+        "total_num_frames": int(total),
+        "fps": fps,
+        "duration": last_time + (1 / fps if fps else 0.0),
+        "width": int(out.shape[2]),
+        "height": int(out.shape[1]),
+        "video_backend": "pyav",
+        "frames_indices": [int(i) for i in indices],
+        "frame_timestamps": [times[int(i)] for i in indices],
+    }
+    return out, metadata
+
+
+def _decode(request: _DecodeRequest) -> tuple[np.ndarray, dict[str, Any]]:
+    """decord first (the official reader, bit-exact with the official frames); PyAV (when installed) for
+    streams decord cannot read. A video neither can read raises decord's error."""
+    try:
+        return _decode_with_decord(request)
+    except (CorruptVideoError, NoDecodableFramesError, NoVideoStreamError) as decord_error:
+        try:
+            import av  # noqa: F401
+        except ImportError:
+            raise decord_error from None
+        try:
+            return _decode_with_pyav(request)
+        except (CorruptVideoError, NoDecodableFramesError, NoVideoStreamError):
+            raise decord_error from None
+
+
 def _read_exact(fd: int, size: int, deadline: float) -> bytearray | None:
     """Read exactly ``size`` bytes from ``fd`` before ``deadline``; None on EOF, TimeoutError on time-out."""
     buffer = bytearray(size)
@@ -582,9 +675,9 @@ def read_video(
         import decord  # noqa: F401  (import before forking: the child must not import under a lock)
 
         request.quiet = True  # only the child's log level changes
-        frames, metadata = _run_in_child(lambda: _decode_with_decord(request), decode_timeout, src.name)
+        frames, metadata = _run_in_child(lambda: _decode(request), decode_timeout, src.name)
     else:
-        frames, metadata = _decode_with_decord(request)
+        frames, metadata = _decode(request)
     return frames, HiLightVideoMetadata(**metadata)
 
 

@@ -8,6 +8,7 @@ Cases are grouped by the input they attack: decoded frame arrays, pixel tensors 
 import json
 import shutil
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -322,3 +323,63 @@ def test_a_script_prints_one_line_and_exits_2_on_a_user_error(folder, tmp_path):
     assert "Traceback" not in run.stderr and run.stderr.strip().splitlines()[-1].startswith(f"error: {bad}")
     debug = subprocess.run([*cmd, "--debug"], capture_output=True, text=True, timeout=300, cwd=repo)
     assert debug.returncode != 0 and "Traceback" in debug.stderr  # --debug shows where it came from
+
+
+# --- valid but unusual videos ---------------------------------------------------------------------------
+
+
+def _write(path, codec, width=64, height=48, frames=12, pix_fmt="yuv420p", rotation=None, pts=None):
+    """A clip whose frame i is a grey level 20 * i with a white band on its left quarter (orientation)."""
+    import av
+
+    if codec not in av.codecs_available:
+        pytest.skip(f"this FFmpeg build has no {codec} encoder")
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=12)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        if rotation is not None:
+            stream.set_display_rotation(rotation)
+        for i in range(frames):
+            image = np.full((height, width, 3), 20 * i, np.uint8)
+            image[:, : max(1, width // 4)] = 255
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format=pix_fmt)
+            if pts is not None:
+                frame.pts, frame.time_base = pts[i], Fraction(1, 12)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+UNUSUAL = {
+    "rotated 90 (phone)": (dict(codec="libx264", width=80, height=48, rotation=-90), "mp4", (48, 80)),
+    "rotated 270": (dict(codec="libx264", width=80, height=48, rotation=90), "mp4", (48, 80)),
+    "rotated 180": (dict(codec="libx264", width=80, height=48, rotation=180), "mp4", (48, 80)),
+    "2x2 H.264": (dict(codec="libx264", width=2, height=2), "mp4", (2, 2)),
+    "AV1 in Matroska": (dict(codec="libsvtav1"), "mkv", (48, 64)),
+    "VP9 in WebM": (dict(codec="libvpx-vp9"), "webm", (48, 64)),
+    "MJPEG in AVI": (dict(codec="mjpeg", pix_fmt="yuvj420p"), "avi", (48, 64)),
+    "animated GIF": (dict(codec="gif", pix_fmt="rgb8"), "gif", (48, 64)),
+    "10-bit H.264": (dict(codec="libx264", pix_fmt="yuv420p10le"), "mp4", (48, 64)),
+    "one frame": (dict(codec="libx264", frames=1), "mp4", (48, 64)),
+    "variable frame rate": (dict(codec="libx264", pts=[0, 1, 3, 4, 8, 9, 10, 15, 16, 20, 21, 30]), "mkv", (48, 64)),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", UNUSUAL, ids=list(UNUSUAL))
+def test_valid_unusual_videos_decode(tmp_path, case):
+    from hilight.processing_hilight import read_video
+
+    options, extension, (height, width) = UNUSUAL[case]
+    path = _write(tmp_path / f"clip.{extension}", **options)
+    frames, metadata = read_video(path, num_frames=4)
+    rotated = options.get("rotation") in (90, -90)
+    assert frames.shape == (4, *((width, height) if rotated else (height, width)), 3), frames.shape
+    assert frames.dtype == np.uint8 and metadata.video_backend in ("decord", "pyav")
+    if width >= 8:  # the white band (the encoded picture's left quarter) after turning upright
+        where = {None: np.s_[:, :2], -90: np.s_[:2, :], 90: np.s_[-2:, :], 180: np.s_[:, -2:]}
+        assert frames[0][where[options.get("rotation")]].mean() > 200
+    if options.get("frames", 12) > 1 and width >= 8:  # the grey level rises frame to frame
+        grey = frames[:, height // 2 if rotated else -1, width // 2, 0]
+        assert list(grey) == sorted(grey), grey

@@ -25,8 +25,38 @@ from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
+_SIMPLE_TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
+
+
+def _check_field_types(config: PreTrainedConfig) -> None:
+    """Refuse a field of the wrong type by name (a config.json with ``"hidden_size": "abc"`` would otherwise
+    fail deep inside a comparison): ``int``, ``float``, ``bool``, ``str`` fields, optional or not, and lists of
+    ints."""
+    for klass in type(config).__mro__:
+        for name, annotation in vars(klass).get("__annotations__", {}).items():
+            if name.startswith("_") or not hasattr(config, name):
+                continue
+            value, kind = getattr(config, name), str(annotation).replace(" ", "")
+            optional = kind.endswith("|None")
+            kind = kind.removesuffix("|None")
+            if value is None and optional:
+                continue
+            if kind in _SIMPLE_TYPES:
+                ok = isinstance(value, _SIMPLE_TYPES[kind]) and (
+                    kind == "bool" or not isinstance(value, bool)
+                )
+            elif kind == "list[int]":
+                ok = isinstance(value, (list, tuple)) and all(
+                    isinstance(v, int) and not isinstance(v, bool) for v in value
+                )
+            else:
+                continue
+            if not ok:
+                raise ValueError(f"{type(config).__name__}.{name} must be of type {kind}, got {value!r}.")
+
 
 def _check_positive(config: PreTrainedConfig, *names: str) -> None:
+    _check_field_types(config)
     for name in names:
         value = getattr(config, name)
         if value is None or value <= 0:
@@ -529,6 +559,7 @@ class HiLightConfig(PreTrainedConfig):
         return self.num_frames * self.token_mining_config.queries_per_frame
 
     def validate_consistency(self):
+        _check_field_types(self)
         tm = self.token_mining_config
         pairs = [
             ("token_mining_config.video_hidden_size", tm.video_hidden_size, "video_config.hidden_size",

@@ -687,7 +687,16 @@ class HiLightForConditionalGeneration(HiLightPreTrainedModel, GenerationMixin):
         does not have, a shape that differs, or a non-finite weight is an error naming it (transformers would
         only warn, and the model would answer from random or broken weights)."""
         wants_info = kwargs.pop("output_loading_info", False)
-        model, info = super().from_pretrained(*args, output_loading_info=True, **kwargs)
+        source = args[0] if args else kwargs.get("pretrained_model_name_or_path")
+        try:
+            model, info = super().from_pretrained(*args, output_loading_info=True, **kwargs)
+        except Exception as exc:
+            if type(exc).__name__ != "SafetensorError":  # safetensors' own error type, raised from Rust
+                raise
+            raise ValueError(
+                f"the weights in {source} are not a readable safetensors file (truncated or corrupt: {exc}); "
+                "download or export the model again"
+            ) from None
         problems = [
             f"{kind.replace('_', ' ')}: {', '.join(sorted(map(str, keys))[:8])}"
             + (f" (+{len(keys) - 8} more)" if len(keys) > 8 else "")
@@ -701,7 +710,6 @@ class HiLightForConditionalGeneration(HiLightPreTrainedModel, GenerationMixin):
         if broken:
             problems.append(f"non-finite values in: {', '.join(broken[:8])}")
         if problems:
-            source = args[0] if args else kwargs.get("pretrained_model_name_or_path")
             raise ValueError(f"the checkpoint in {source} does not fit this model: " + "; ".join(problems))
         return (model, info) if wants_info else model
 

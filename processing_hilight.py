@@ -1039,6 +1039,15 @@ class HiLightProcessor(ProcessorMixin):
     @classmethod
     def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
         subfolder = kwargs.pop("subfolder", "")
+        folder = Path(pretrained_model_name_or_path) / subfolder
+        if folder.is_dir():  # a local folder: name what is missing before transformers fails deep inside
+            needed = {"processor_config.json": "the processor config", "tokenizer.json": "the tokenizer"}
+            missing = [f"{what} ({name})" for name, what in needed.items() if not (folder / name).is_file()]
+            if missing:
+                raise FileNotFoundError(
+                    f"{folder} is not a complete HiLight folder: it lacks {' and '.join(missing)}; save the "
+                    "processor there (processor.save_pretrained) or load it from the model's folder"
+                )
         video_processor = HiLightVideoProcessor.from_pretrained(
             pretrained_model_name_or_path, subfolder=subfolder, **kwargs
         )

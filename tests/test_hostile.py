@@ -383,3 +383,42 @@ def test_valid_unusual_videos_decode(tmp_path, case):
     if options.get("frames", 12) > 1 and width >= 8:  # the grey level rises frame to frame
         grey = frames[:, height // 2 if rotated else -1, width // 2, 0]
         assert list(grey) == sorted(grey), grey
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [lambda b: b[: len(b) // 2], lambda b: b"garbage" * 10, lambda b: b""],
+    ids=["truncated", "garbage", "empty"],
+)
+def test_corrupt_weights_are_refused_naming_the_folder(folder, tmp_path, damage):
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    (copy / "model.safetensors").write_bytes(damage((copy / "model.safetensors").read_bytes()))
+    with pytest.raises((ValueError, OSError), match=str(copy)):
+        AutoModel.from_pretrained(copy, trust_remote_code=True)
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [("video_config", "hidden_size", "abc"), ("image_config", "hidden_size", 2.5),
+     ("token_mining_config", "layer_norm_eps", "small"), ("video_config", "stem_channels", ["a"]),
+     ("image_config", "use_text_encoder", "yes")],
+    ids=["str width", "float width", "str eps", "str channels", "str flag"],
+)  # fmt: skip
+def test_config_fields_of_the_wrong_type_are_named(folder, tmp_path, section, key, value):
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    config = json.loads((copy / "config.json").read_text())
+    config[section][key] = value
+    (copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(Exception, match=rf"\.{key} must be of type"):
+        AutoModel.from_pretrained(copy, trust_remote_code=True)
+
+
+@pytest.mark.parametrize("missing", ["tokenizer.json", "processor_config.json"])
+def test_incomplete_processor_folders_name_what_is_missing(folder, tmp_path, missing):
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    (copy / missing).unlink()
+    with pytest.raises(FileNotFoundError, match=rf"lacks .*\({missing}\)"):
+        AutoProcessor.from_pretrained(copy, trust_remote_code=True)

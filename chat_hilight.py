@@ -577,15 +577,6 @@ class HiLightChatSession:
 
     # --- history -----------------------------------------------------------------------------------------
 
-    def add_exchange(self, question: str, answer: str, video: Any = None) -> None:
-        """Append a finished exchange (e.g. replayed history) without generating; the next turn prefills it."""
-        self._check_text(question, "question")
-        self._check_text(answer, "answer")
-        indices, encoded = self._turn_videos(video)
-        stats = ChatTurnStats(encoded_videos=encoded)
-        self.turns.append(_Turn(question=question, answer=answer, video_indices=indices, stats=stats))
-        self._placeholder_videos += indices
-
     def load_history(self, history: list[dict[str, Any]], videos: Any = None) -> None:
         """Replay chat-template `history` (user/assistant pairs; a system message sets `system`).
 

@@ -950,9 +950,6 @@ class HiLightVideoProcessor(VideoProcessorMixin):
             data["video_metadata"] = metadata
         return BatchFeature(data=data, skip_tensor_conversion=["video_metadata"])
 
-    def __call__(self, videos: Any = None, **kwargs: Unpack[HiLightVideoProcessorKwargs]) -> BatchFeature:
-        return self.preprocess(videos, **kwargs)
-
     def to_dict(self) -> dict[str, Any]:
         output = super().to_dict()
         output.pop("_valid_kwargs_names", None)

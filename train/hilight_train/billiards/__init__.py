@@ -10,7 +10,7 @@ is the facts schema the evaluation relies on); :mod:`.contact_sheet` draws clips
 
 pooltool's physics kernels are numba functions compiled on first use (~25 s) and cached on disk.
 Importing this package points ``NUMBA_CACHE_DIR`` at ``$XDG_CACHE_HOME/hilight/numba`` (default
-``~/.cache/hilight/numba``) unless it is already set, so every process reuses the compiled code.
+``~/.cache/hilight/numba``) unless it is already set, so every process reuses the compiled code (numba creates the folder when it first writes there).
 """
 
 import os as _os
@@ -18,4 +18,3 @@ import os as _os
 if "NUMBA_CACHE_DIR" not in _os.environ:
     _base = _os.environ.get("XDG_CACHE_HOME") or _os.path.join(_os.path.expanduser("~"), ".cache")
     _os.environ["NUMBA_CACHE_DIR"] = _os.path.join(_base, "hilight", "numba")
-_os.makedirs(_os.environ["NUMBA_CACHE_DIR"], exist_ok=True)

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
-
 GAMES = ("9ball", "8ball", "snooker", "3cushion")
 
 # RGB in [0, 1]
@@ -138,8 +136,3 @@ def ball_phrase(ball: str, game: str = "", article: str = "the") -> str:
     if ball == "red":
         return "a red"
     return f"{article} {ball}"
-
-
-def colour_array(game: str, ball: str) -> np.ndarray:
-    """Base colour as float32 array (3,)."""
-    return np.asarray(ball_look(game, ball).colour, dtype=np.float32)

@@ -142,13 +142,3 @@ def extract_events(system: pt.System, game: str, view: View) -> list[dict]:
                 }
             )
     return out
-
-
-def pooltool_first_contact(system: pt.System, game: str) -> str | None:
-    """pooltool id of the first object ball the cue ball touches (None for a miss)."""
-    cue_id = get_game(game).cue_id
-    for e in system.events:
-        if e.event_type == pt.EventType.BALL_BALL and cue_id in e.ids:
-            a, b = e.ids
-            return b if a == cue_id else a
-    return None

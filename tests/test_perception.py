@@ -78,6 +78,25 @@ def test_dense_targets_of_a_hand_made_truth():
     assert c["moved"][cue] == 1 and c["moved"][red] == 1 and int(c["final_cue_region"]) == 4
 
 
+def test_engine_clips_mix_into_the_stream_with_their_frame_truth(engine_data):
+    from hilight.processing_hilight import HiLightVideoProcessor
+    from hilight_train.billiards import frame_truth as ft
+    from hilight_train.perception import ClipTruthDataset, InterleavedDataset, dataset_clips, frame_targets
+
+    clips = dataset_clips(engine_data, "train")
+    assert clips and all(c["split"] == "train" for c in clips)
+    processor = HiLightVideoProcessor(num_frames=3, size={"height": 64, "width": 112})
+    rows = ClipTruthDataset(engine_data, clips, processor, (2, 4), num_frames=3)
+    row = rows[0]
+    assert row["pixel_values"].shape == (3, 3, 64, 112)
+    truth = ft.read(engine_data / clips[0]["frame_truth"])
+    indices = processor.load(str(engine_data / clips[0]["video"]), num_frames=3)[1].frames_indices
+    expected = frame_targets(truth.select(indices), (2, 4))["cells"]
+    assert torch.equal(row["cells"], torch.as_tensor(expected)) and row["cells"].sum() > 0
+    mixed = InterleavedDataset(list(range(10)), ["clip0", "clip1"], every=3)
+    assert [mixed[i] for i in range(9)] == [0, 1, "clip0", 2, 3, "clip1", 4, 5, "clip0"]
+
+
 def test_stage0_perception_trains_and_the_report_measures_it(tmp_path, engine_data):
     """A few steps of stage 0 (perception) on the stream, then the report on real engine clips."""
     import subprocess
@@ -91,6 +110,7 @@ def test_stage0_perception_trains_and_the_report_measures_it(tmp_path, engine_da
         "--tokenizer_corpus", str(engine_data / "annotations.json"), "--vocab_size", "600",
         "--model_overrides", overrides, "--output_dir", str(out), "--scenes", "4",
         "--per_device_train_batch_size", "2", "--dataloader_num_workers", "0", "--save_steps", "1",
+        "--clips_data", str(engine_data),  # every 2nd row an engine clip
     ]  # fmt: skip
     subprocess.run(cmd, check=True, cwd=repo, timeout=600)
     assert (out / "perception_heads.safetensors").is_file() and (out / "model.safetensors").is_file()

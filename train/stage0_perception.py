@@ -29,7 +29,15 @@ from hilight_train.billiards.scenes import SceneStream
 from hilight_train.cli import run_main
 from hilight_train.contrastive import initial_model
 from hilight_train.files import atomic_write_bytes
-from hilight_train.perception import SceneDataset, TowerPerceptionModel, collate, heads_for
+from hilight_train.perception import (
+    ClipTruthDataset,
+    InterleavedDataset,
+    SceneDataset,
+    TowerPerceptionModel,
+    collate,
+    dataset_clips,
+    heads_for,
+)
 from hilight_train.stages import with_device_default
 from hilight_train.training import (
     HiLightTrainer,
@@ -45,6 +53,15 @@ class PerceptionArguments:
     games: str = field(default="9ball,8ball,snooker", metadata={"help": "Comma list of games to render."})
     scenes: int = field(default=40000, metadata={"help": "Distinct stream scenes (clips) to train on."})
     stream_seed: int = field(default=1000, metadata={"help": "Seed of the scene stream."})
+    clips_data: str | None = field(
+        default=None,
+        metadata={
+            "help": "A data-engine dataset (with truth/) whose train-split clips are mixed into the stream."
+        },
+    )
+    clips_every: int = field(
+        default=2, metadata={"help": "With --clips_data, every n-th row is a dataset clip (2: half of them)."}
+    )
     scene_frames: int | None = field(
         default=None,
         metadata={
@@ -83,6 +100,16 @@ def main(argv: list[str] | None = None) -> HiLightTrainer:
         width=width, height=height,
     )  # fmt: skip
     dataset = SceneDataset(stream, processor.video_processor, vc.grid_size, args.scenes)
+    if args.clips_data:
+        root = Path(args.clips_data)
+        clips = dataset_clips(root, "train")
+        if not clips:
+            raise SystemExit(
+                f"{root}: no train-split clip with per-frame truth (truth/); regenerate the dataset"
+            )
+        frames = args.scene_frames or model.config.num_frames
+        clip_rows = ClipTruthDataset(root, clips, processor.video_processor, vc.grid_size, frames)
+        dataset = InterleavedDataset(dataset, clip_rows, args.clips_every)
     heads = heads_for(model)
     trainer = HiLightTrainer(
         model=TowerPerceptionModel(model.video_tower, model.image_tower, heads),

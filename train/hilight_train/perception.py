@@ -22,6 +22,7 @@ Shape legend: V clips, T frames, P = gh*gw cells, K classes, Dv / Wi tower width
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -150,7 +151,9 @@ def tower_outputs(
 
 
 def perception_losses(out: dict[str, torch.Tensor], y: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """One loss per target; cell and region losses are summed over classes, averaged over cells/frames."""
+    """One loss per target. The cell losses (the dense targets every tower token learns from) are summed over
+    classes and averaged over cells; the region, potted and moved losses are averaged over classes too, so that
+    the per-frame and per-clip summaries do not outweigh the cells in the shared tower weights."""
     out = {k: v.float() for k, v in out.items() if k not in ("video_hidden_states", "frame_embeds")}
 
     def bce(logits, target, reduction="mean"):
@@ -162,14 +165,14 @@ def perception_losses(out: dict[str, torch.Tensor], y: dict[str, torch.Tensor]) 
         "video_cells": bce(out["video_cells"], y["cells"], reduction="none").sum(-1).mean(),
         "image_cells": bce(out["image_cells"], y["cells"], reduction="none").sum(-1).mean(),
         "counts": F.smooth_l1_loss(out["counts"], y["counts"]),
-        "regions": bce(out["regions"], y["regions"], reduction="none").sum((-1, -2)).mean() / REGIONS,
+        "regions": bce(out["regions"], y["regions"], reduction="none").mean((-1, -2)).mean(),
         "cue_xy": ((out["cue_xy"] - y["cue_xy"]) ** 2).sum(-1).mul(present).sum()
         / present.sum().clamp(min=1)
         * 10,
         "cue_present": F.binary_cross_entropy_with_logits(out["cue_present"], present),
         "cue_region": F.cross_entropy(out["cue_region"].flatten(0, 1), y["cue_region"].flatten()),
-        "potted": bce(out["potted"], y["potted"], reduction="none").sum(-1).mean(),
-        "moved": bce(out["moved"], y["moved"], reduction="none").sum(-1).mean(),
+        "potted": bce(out["potted"], y["potted"], reduction="none").mean(),
+        "moved": bce(out["moved"], y["moved"], reduction="none").mean(),
         "potted_count": F.cross_entropy(out["potted_count"], y["potted_count"]),
         "final_cue_region": F.cross_entropy(out["final_cue_region"], y["final_cue_region"]),
     }
@@ -215,6 +218,57 @@ class SceneDataset(torch.utils.data.Dataset):
         row = {"pixel_values": self.video_processor.transform(scene.frames)}
         row.update(targets_of(scene.truth, self.grid, scene.truth))
         return row
+
+
+@dataclass
+class ClipTruthDataset(torch.utils.data.Dataset):
+    """Rendered clips of a data-engine dataset as training rows, like ``SceneDataset``'s: ``num_frames`` frames
+    of each clip (the official sampling) and the targets from its ``truth/`` file. Real engine clips carry what
+    the stream lacks (racks, fast shots, the dataset's cameras and looks)."""
+
+    root: Any  # dataset folder (a Path)
+    clips: list[dict[str, Any]]  # events.jsonl records with "video" and "frame_truth"
+    video_processor: Any
+    grid: tuple[int, int]
+    num_frames: int
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        clip = self.clips[int(index)]
+        frames, meta = self.video_processor.load(str(self.root / clip["video"]), num_frames=self.num_frames)
+        whole = ft.read(self.root / clip["frame_truth"])
+        row = {"pixel_values": self.video_processor.transform(frames)}
+        row.update(targets_of(whole.select(meta.frames_indices), self.grid, whole))
+        return row
+
+
+def dataset_clips(root: Any, split: str = "train") -> list[dict[str, Any]]:
+    """The clips of ``split`` in a data-engine dataset that have per-frame truth (events.jsonl order)."""
+    from .files import read_text
+
+    events = [json.loads(line) for line in read_text(root / "events.jsonl").splitlines() if line.strip()]
+    return [e for e in events if e.get("split") == split and e.get("frame_truth")]
+
+
+@dataclass
+class InterleavedDataset(torch.utils.data.Dataset):
+    """Row i comes from ``second`` when i % every == every - 1 (cycling through it), else from ``first``: a fixed,
+    seekable mix (every=2 alternates; the length stays ``first``'s)."""
+
+    first: Any
+    second: Any
+    every: int
+
+    def __len__(self) -> int:
+        return len(self.first)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        index = int(index)
+        if self.every and index % self.every == self.every - 1:
+            return self.second[(index // self.every) % len(self.second)]
+        return self.first[index - (index // self.every if self.every else 0)]
 
 
 def targets_of(

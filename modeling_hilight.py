@@ -475,6 +475,37 @@ class LongCLIPImageTower(nn.Module):
 # TokenMining
 
 
+def expand_frame_queries(
+    query_expand: nn.Linear, frame_embeds: torch.Tensor, config: HiLightTokenMiningConfig
+) -> torch.Tensor:
+    """TokenMining's query rows (V, T*Q, Di) from frame embeddings (V, T, Di): every scalar through
+    Linear(1, Q) + ReLU, laid out by `config.query_layout` (see `TokenMining`)."""
+    V, T, Di = frame_embeds.shape
+    expanded = F.relu(query_expand(frame_embeds.unsqueeze(-1)))  # (V, T, Di, Q)
+    if config.query_layout == "per_query":
+        expanded = expanded.transpose(-1, -2)  # (V, T, Q, Di): row k = k-th expansion of every scalar
+    return expanded.reshape(V, T * config.queries_per_frame, Di)  # (V, T*Q, Di)
+
+
+def add_output_layers(module: nn.Module, config: HiLightTokenMiningConfig) -> None:
+    """The output MLP's layers, under TokenMining's (official) names: LN, Linear D -> H, Linear H -> H, and the
+    optional final LayerNorm."""
+    D, H, eps = config.hidden_size, config.output_hidden_size, config.layer_norm_eps
+    module.output_norm = nn.LayerNorm(D, eps=eps)
+    module.output_fc1 = nn.Linear(D, H)
+    module.output_fc2 = nn.Linear(H, H)
+    module.output_layernorm = nn.LayerNorm(H, eps=eps) if config.output_layernorm else None
+
+
+def vision_token_output(module: nn.Module, mined: torch.Tensor) -> torch.Tensor:
+    """LN -> Linear -> ReLU -> Linear -> ReLU (official; the last activation and a final LayerNorm are
+    `config.output_activation` / `config.output_layernorm`) with `module`'s output layers, (V, K, D) -> (V, K, H)."""
+    x = module.output_fc2(F.relu(module.output_fc1(module.output_norm(mined))))  # (V, K, H)
+    if module.config.output_activation == "relu":
+        x = F.relu(x)
+    return x if module.output_layernorm is None else module.output_layernorm(x)
+
+
 class TokenMining(nn.Module):
     """Single-head cross-attention: Long-CLIP frame queries mine CLIP-ViP tokens into LM-width vision tokens.
 
@@ -490,44 +521,32 @@ class TokenMining(nn.Module):
       5. out = ReLU(Linear(H, H)(ReLU(Linear(D, H)(LN(mined))))).
     """
 
-    def __init__(self, config: HiLightTokenMiningConfig):
+    def __init__(self, config: HiLightTokenMiningConfig, queries: nn.Module | None = None):
         super().__init__()
         self.config = config
-        Dv, Di, D, H = (
-            config.video_hidden_size,
-            config.image_embed_dim,
-            config.hidden_size,
-            config.output_hidden_size,
-        )
+        Dv, Di, D = config.video_hidden_size, config.image_embed_dim, config.hidden_size
         eps = config.layer_norm_eps
         self.video_proj = nn.Linear(Dv, Dv)
-        self.query_expand = nn.Linear(1, config.queries_per_frame)
+        # Queries from the Long-CLIP frame embeddings (official), or from a given module (frame_embeds -> rows).
+        self.queries = queries
+        self.query_expand = nn.Linear(1, config.queries_per_frame) if queries is None else None
         self.query_norm = nn.LayerNorm(Di, eps=eps)
         self.query_proj = nn.Linear(Di, D)
         self.key_norm = nn.LayerNorm(Dv, eps=eps)
         self.key_proj = nn.Linear(Dv, D)
         self.value_norm = nn.LayerNorm(Dv, eps=eps)
         self.value_proj = nn.Linear(Dv, D)
-        self.output_norm = nn.LayerNorm(D, eps=eps)
-        self.output_fc1 = nn.Linear(D, H)
-        self.output_fc2 = nn.Linear(H, H)
-        self.output_layernorm = nn.LayerNorm(H, eps=eps) if config.output_layernorm else None
+        add_output_layers(self, config)
 
     def output(self, mined: torch.Tensor) -> torch.Tensor:
-        """LN -> Linear -> ReLU -> Linear -> ReLU (official; the last activation and a final LayerNorm are
-        `config.output_activation` / `config.output_layernorm`), (V, K, D) -> (V, K, H)."""
-        x = self.output_fc2(F.relu(self.output_fc1(self.output_norm(mined))))  # (V, K, H)
-        if self.config.output_activation == "relu":
-            x = F.relu(x)
-        return x if self.output_layernorm is None else self.output_layernorm(x)
+        """The output MLP (`vision_token_output`), (V, K, D) -> (V, K, H)."""
+        return vision_token_output(self, mined)
 
     def frame_queries(self, frame_embeds: torch.Tensor) -> torch.Tensor:
         """Query rows (V, T*Q, Di) from frame embeddings (V, T, Di), in `config.query_layout`."""
-        V, T, Di = frame_embeds.shape
-        expanded = F.relu(self.query_expand(frame_embeds.unsqueeze(-1)))  # (V, T, Di, Q)
-        if self.config.query_layout == "per_query":
-            expanded = expanded.transpose(-1, -2)  # (V, T, Q, Di): row k = k-th expansion of every scalar
-        return expanded.reshape(V, T * self.config.queries_per_frame, Di)  # (V, T*Q, Di)
+        if self.queries is not None:
+            return self.queries(frame_embeds)
+        return expand_frame_queries(self.query_expand, frame_embeds, self.config)
 
     def forward(
         self, video_hidden_states: torch.Tensor, frame_embeds: torch.Tensor
@@ -549,38 +568,49 @@ class TokenMining(nn.Module):
         return self.output(mined), attn  # (V, T*Q, H)
 
 
-class LearnedQueryMining(TokenMining):
-    """Ablation "CLIP-ViP only": TokenMining with learned queries (one set of Q per frame position) in place of
-    the Long-CLIP queries; `frame_embeds` only gives the shape. Needs clips of `config.num_frames` frames."""
+class LearnedQueries(nn.Module):
+    """Ablation "CLIP-ViP only"'s queries: one learned set of Q per frame position in place of the Long-CLIP
+    queries (`frame_embeds` only gives the shape). Needs clips of `config.num_frames` frames."""
 
     def __init__(self, config: HiLightTokenMiningConfig):
-        super().__init__(config)
-        del self.query_expand  # no Long-CLIP queries to expand
-        self.learned_queries = nn.Parameter(
+        super().__init__()
+        self.num_frames = config.num_frames
+        self.weight = nn.Parameter(
             torch.randn(config.num_frames * config.queries_per_frame, config.image_embed_dim)
         )
 
-    def frame_queries(self, frame_embeds: torch.Tensor) -> torch.Tensor:
+    def forward(self, frame_embeds: torch.Tensor) -> torch.Tensor:
         V, T, _ = frame_embeds.shape
-        if self.config.num_frames != T:
-            raise ValueError(f"fusion 'video_only' was built for {self.config.num_frames} frames, got {T}.")
-        return self.learned_queries.unsqueeze(0).expand(V, -1, -1)  # (V, T*Q, Di)
+        if self.num_frames != T:
+            raise ValueError(f"fusion 'video_only' was built for {self.num_frames} frames, got {T}.")
+        return self.weight.unsqueeze(0).expand(V, -1, -1)  # (V, T*Q, Di)
 
 
-class QueryOnlyFusion(TokenMining):
-    """Ablation "Long-CLIP only": the Long-CLIP queries go through the query projection and the output MLP,
+class LearnedQueryMining(TokenMining):
+    """Ablation "CLIP-ViP only": TokenMining's attention and output over CLIP-ViP tokens, queried by
+    `LearnedQueries` instead of the Long-CLIP frame embeddings."""
+
+    def __init__(self, config: HiLightTokenMiningConfig):
+        super().__init__(config, queries=LearnedQueries(config))
+
+
+class QueryOnlyFusion(nn.Module):
+    """Ablation "Long-CLIP only": TokenMining's Long-CLIP queries through its query projection and output MLP,
     with no attention over CLIP-ViP tokens (which are ignored)."""
 
     def __init__(self, config: HiLightTokenMiningConfig):
-        super().__init__(config)
-        for name in ("video_proj", "key_norm", "key_proj", "value_norm", "value_proj"):
-            delattr(self, name)  # nothing attends over CLIP-ViP
+        super().__init__()
+        self.config = config
+        self.query_expand = nn.Linear(1, config.queries_per_frame)
+        self.query_norm = nn.LayerNorm(config.image_embed_dim, eps=config.layer_norm_eps)
+        self.query_proj = nn.Linear(config.image_embed_dim, config.hidden_size)
+        add_output_layers(self, config)
 
     def forward(
         self, video_hidden_states: torch.Tensor, frame_embeds: torch.Tensor
     ) -> tuple[torch.Tensor, None]:
-        q = self.query_proj(self.query_norm(self.frame_queries(frame_embeds)))  # (V, T*Q, D)
-        return self.output(q), None  # (V, T*Q, H)
+        queries = expand_frame_queries(self.query_expand, frame_embeds, self.config)  # (V, T*Q, Di)
+        return vision_token_output(self, self.query_proj(self.query_norm(queries))), None  # (V, T*Q, H)
 
 
 class MLPProjector(nn.Module):

@@ -237,7 +237,9 @@ class ClipTruthDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         clip = self.clips[int(index)]
-        frames, meta = self.video_processor.load(str(self.root / clip["video"]), num_frames=self.num_frames)
+        frames, meta = self.video_processor.load(  # our own dataset: decoded in process (no fork per clip)
+            str(self.root / clip["video"]), num_frames=self.num_frames, decode_in_subprocess=False
+        )
         whole = ft.read(self.root / clip["frame_truth"])
         row = {"pixel_values": self.video_processor.transform(frames)}
         row.update(targets_of(whole.select(meta.frames_indices), self.grid, whole))

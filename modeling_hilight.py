@@ -54,9 +54,20 @@ from .configuration_hilight import (
 # Outputs
 
 
+def _one_video_input(pixel_values_videos: torch.Tensor | None, pixel_values: torch.Tensor | None):
+    """`pixel_values_videos` (transformers' name for video inputs) or its alias `pixel_values`, not both."""
+    if (
+        pixel_values_videos is not None
+        and pixel_values is not None
+        and pixel_values_videos is not pixel_values
+    ):
+        raise ValueError("pass the clips once: pixel_values_videos or its alias pixel_values, not both")
+    return pixel_values_videos if pixel_values_videos is not None else pixel_values
+
+
 @dataclass
 class HiLightVideoFeatures(ModelOutput):
-    """What `get_video_features(..., return_intermediates=True)` returns.
+    """What `get_video_features` returns.
 
     Args:
         video_embeds: vision tokens for the LM, (V, T*Q, H).
@@ -700,7 +711,13 @@ class HiLightForConditionalGeneration(HiLightPreTrainedModel, GenerationMixin):
     with `frame_embeds` (V, T, Di), or ready vision tokens `video_embeds` (V, T*Q, H).
     """
 
-    _VISUAL_INPUTS = ("pixel_values", "video_hidden_states", "frame_embeds", "video_embeds")
+    _VISUAL_INPUTS = (
+        "pixel_values_videos",
+        "pixel_values",
+        "video_hidden_states",
+        "frame_embeds",
+        "video_embeds",
+    )
 
     def __init__(self, config: HiLightConfig):
         super().__init__(config)
@@ -795,22 +812,28 @@ class HiLightForConditionalGeneration(HiLightPreTrainedModel, GenerationMixin):
 
     # --- vision ---
     def get_video_features(
-        self, pixel_values: torch.Tensor, return_intermediates: bool = False
-    ) -> torch.Tensor | HiLightVideoFeatures:
-        """Vision tokens (V, T*Q, H) of clips (V, T, 3, H, W); with `return_intermediates=True` a
-        `HiLightVideoFeatures` that also holds the CLIP-ViP hidden states, the Long-CLIP frame embeddings
-        and the TokenMining attention weights (cache the first two to skip the frozen towers later).
+        self,
+        pixel_values_videos: torch.Tensor | None = None,
+        return_intermediates: bool = True,
+        pixel_values: torch.Tensor | None = None,
+    ) -> HiLightVideoFeatures:
+        """`HiLightVideoFeatures` of clips (V, T, 3, H, W): the vision tokens (V, T*Q, H) in `video_embeds`, and
+        the CLIP-ViP hidden states, the Long-CLIP frame embeddings (cache those two to skip the frozen towers
+        later) and the TokenMining attention weights. `pixel_values` is accepted as an alias of
+        `pixel_values_videos`; `return_intermediates` is kept for callers of earlier versions (the full output
+        is always returned).
 
         Pixels are cast to the towers' dtype, so a model loaded in bf16/fp16 takes the processor's fp32 output;
         they must be finite (ValueError otherwise)."""
+        pixel_values = _one_video_input(pixel_values_videos, pixel_values)
+        if pixel_values is None:
+            raise ValueError("get_video_features needs pixel_values_videos (V, T, 3, H, W)")
         self._check_pixel_values(pixel_values)
         video_hidden_states = self.video_tower(
             pixel_values.to(self.video_tower.class_embedding.dtype)
         )  # (V, M + T*P, Dv)
         frame_embeds = self.image_tower(pixel_values.to(self.image_tower.class_embedding.dtype))  # (V, T, Di)
         video_embeds, attn = self.token_mining(video_hidden_states, frame_embeds)  # (V, T*Q, H)
-        if not return_intermediates:
-            return video_embeds
         return HiLightVideoFeatures(
             video_embeds=video_embeds,
             video_hidden_states=video_hidden_states,
@@ -874,7 +897,7 @@ class HiLightForConditionalGeneration(HiLightPreTrainedModel, GenerationMixin):
         if (video_hidden_states is None) != (frame_embeds is None):
             raise ValueError("Cached tower outputs need both `video_hidden_states` and `frame_embeds`.")
         if pixel_values is not None:
-            return self.get_video_features(pixel_values)
+            return self.get_video_features(pixel_values).video_embeds
         if video_hidden_states is not None:
             # cached features may be stored in another dtype than TokenMining's
             dtype = self.token_mining.output_fc1.weight.dtype
@@ -934,7 +957,7 @@ class HiLightForConditionalGeneration(HiLightPreTrainedModel, GenerationMixin):
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
-        pixel_values: torch.Tensor | None = None,
+        pixel_values_videos: torch.Tensor | None = None,
         video_hidden_states: torch.Tensor | None = None,
         frame_embeds: torch.Tensor | None = None,
         video_embeds: torch.Tensor | None = None,
@@ -943,6 +966,7 @@ class HiLightForConditionalGeneration(HiLightPreTrainedModel, GenerationMixin):
         labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
         logits_to_keep: int | torch.Tensor = 0,
+        pixel_values: torch.Tensor | None = None,
         **kwargs,
     ) -> HiLightCausalLMOutputWithPast:
         """Run the LM on text with spliced vision tokens.
@@ -952,7 +976,8 @@ class HiLightForConditionalGeneration(HiLightPreTrainedModel, GenerationMixin):
             attention_mask: (B, S) 1 for tokens, 0 for (left) padding.
             position_ids: (B, S); when omitted on a prefill they follow the attention mask (left padding
                 starts each row at position 0).
-            pixel_values: (V, T, 3, H, W) normalised frames.
+            pixel_values_videos: (V, T, 3, H, W) normalised frames (`pixel_values`, the processor's key, is
+                accepted as an alias).
             video_hidden_states, frame_embeds: cached tower outputs (V, M + T*P, Dv) and (V, T, Di).
             video_embeds: (V, T*Q, H) ready vision tokens.
             inputs_embeds: (B, S, H) LM input embeddings instead of `input_ids` (no visual source then).
@@ -961,6 +986,7 @@ class HiLightForConditionalGeneration(HiLightPreTrainedModel, GenerationMixin):
             use_cache, logits_to_keep, **kwargs: passed to the LM.
         """
         cache = cache if cache is not None else kwargs.pop("past_key_values", None)
+        pixel_values = _one_video_input(pixel_values_videos, pixel_values)
         self._check_length(input_ids if input_ids is not None else inputs_embeds, cache)
         visual = self._resolve_video_embeds(pixel_values, video_hidden_states, frame_embeds, video_embeds)
         prefill = cache is None or cache.get_seq_length() == 0

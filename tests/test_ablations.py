@@ -24,7 +24,7 @@ def test_every_fusion_gives_the_same_tokens_and_trains(fusion):
     torch.manual_seed(0)
     model = HiLightForConditionalGeneration(tiny(fusion))
     pixel_values = torch.randn(2, FRAMES, 3, *model.config.video_config.frame_size)
-    tokens = model.get_video_features(pixel_values)
+    tokens = model.get_video_features(pixel_values).video_embeds
     assert tokens.shape == (2, FRAMES * 8, 256)
     tokens.float().square().mean().backward()
     grads = [p.grad for p in model.token_mining.parameters()]

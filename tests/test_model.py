@@ -122,7 +122,7 @@ def test_vision_token_scale_is_configuration():
     torch.manual_seed(0)
     model = HiLightForConditionalGeneration(tiny_config()).eval()
     with torch.no_grad():
-        tokens = model.get_video_features(clip(2))  # (2, T*Q, 256)
+        tokens = model.get_video_features(clip(2)).video_embeds  # (2, T*Q, 256)
     assert model.video_embed_scale == 1.0 and (tokens < 0).any()
     assert torch.allclose(tokens.norm(dim=-1), torch.full(tokens.shape[:2], 16.0), atol=0.1)  # sqrt(256)
     official = tiny_config(
@@ -130,7 +130,7 @@ def test_vision_token_scale_is_configuration():
     )
     model = HiLightForConditionalGeneration(official).eval()
     with torch.no_grad():
-        tokens = model.get_video_features(clip(2))
+        tokens = model.get_video_features(clip(2)).video_embeds
     assert model.token_mining.output_layernorm is None and (tokens >= 0).all()
     assert float(model.video_embed_scale) == pytest.approx(16.0)  # Gemma's sqrt(hidden_size)
 
@@ -220,6 +220,21 @@ def test_video_features_and_cached_inputs_agree(model):
     assert torch.equal(a, b) and torch.equal(a, c)
 
 
+def test_video_inputs_go_by_transformers_name_and_the_old_alias(model):
+    ids = torch.tensor([prompt(model, [20, 21])])
+    pixels = clip()
+    with torch.no_grad():
+        features = model.get_video_features(pixel_values_videos=pixels)
+        assert type(features).__name__ == "HiLightVideoFeatures"  # always the output dataclass
+        assert torch.equal(features.video_embeds, model.get_video_features(pixel_values=pixels).video_embeds)
+        a = model(input_ids=ids, pixel_values_videos=pixels).logits
+        b = model(input_ids=ids, pixel_values=pixels).logits  # the processor's key, still accepted
+        with pytest.raises(ValueError, match="not both"):
+            model(input_ids=ids, pixel_values_videos=pixels, pixel_values=clip(seed=1))
+        out = model.generate(input_ids=ids, pixel_values_videos=pixels, max_new_tokens=2, do_sample=False)
+    assert torch.equal(a, b) and out.shape == (1, ids.shape[1] + 2)
+
+
 def test_return_dict_false_gives_the_output_as_a_tuple(model):
     ids = torch.tensor([prompt(model, [20, 21])])
     labels = ids.clone()
@@ -300,7 +315,7 @@ def test_placeholder_mismatch_raises(model):
     with torch.no_grad(), pytest.raises(ValueError, match="no video was given"):
         model(input_ids=torch.tensor([ids]))
     with torch.no_grad(), pytest.raises(ValueError, match="exactly one visual source"):
-        feats = model.get_video_features(clip(1))
+        feats = model.get_video_features(clip(1)).video_embeds
         model(input_ids=torch.tensor([ids]), pixel_values=clip(1), video_embeds=feats)
 
 

@@ -105,7 +105,7 @@ class VideoFeatureCache:
             pixel_values = self.processor.video_processor(videos=str(path), return_tensors="pt")[
                 "pixel_values"
             ]
-            self._cache[video] = self.model.get_video_features(pixel_values)[0]  # (K, H)
+            self._cache[video] = self.model.get_video_features(pixel_values).video_embeds[0]  # (K, H)
             if len(self._cache) > self.max_items:
                 self._cache.popitem(last=False)
         self._cache.move_to_end(video)

@@ -347,15 +347,8 @@ class HiLightChatSession:
                 f"the prompt has {ids.count(self.video_token_id)} <video> tokens but the conversation has "
                 f"{len(order)} video parts"
             )
-        out: list[int] = []
-        slot = 0
-        for token in ids:
-            if token == self.video_token_id:
-                out += [token] * self.videos[order[slot]].video_embeds.shape[1]
-                slot += 1
-            else:
-                out.append(token)
-        return out
+        per_video = [self.videos[v].video_embeds.shape[1] for v in order]
+        return self.processor.expand_video_tokens(ids, per_video)[0]
 
     def prompt_ids(self, add_generation_prompt: bool = False) -> list[int]:
         """Token ids of the conversation so far (with the generation prompt when asked)."""

@@ -1091,6 +1091,34 @@ class HiLightProcessor(ProcessorMixin):
         replacements = [self.replace_video_token(processed, i) for i in range(len(processed["pixel_values"]))]
         return processed, replacements
 
+    def expand_video_tokens(
+        self, ids: list[int], per_video: int | list[int] | None = None
+    ) -> tuple[list[int], list[int]]:
+        """Token ids with each ``<video>`` id repeated ``per_video`` times (an int for every video, a list for
+        each in turn; default ``num_frames * tokens_per_frame``), what the processor does to text, and for each
+        position of the result the index of the token of ``ids`` it came from. The chat session and the
+        training collator build their ids with it."""
+        counts = (
+            per_video if per_video is not None else self.video_processor.num_frames * self.tokens_per_frame
+        )
+        videos = sum(1 for token in ids if token == self.video_token_id)
+        if isinstance(counts, int):
+            counts = [counts] * videos
+        if len(counts) != videos:
+            raise VideoPlaceholderMismatchError(
+                f"the ids have {videos} {self.video_token} tokens but {len(counts)} vision-token counts were given"
+            )
+        out: list[int] = []
+        source: list[int] = []
+        slot = 0
+        for i, token in enumerate(ids):
+            repeat = 1
+            if token == self.video_token_id:
+                repeat, slot = counts[slot], slot + 1
+            out += [token] * repeat
+            source += [i] * repeat
+        return out, source
+
     def replace_video_token(self, video_inputs: dict, video_idx: int, **kwargs: Any) -> str:
         num_frames = len(video_inputs["pixel_values"][video_idx])
         return self.video_token * (num_frames * self.tokens_per_frame)

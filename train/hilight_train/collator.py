@@ -59,19 +59,13 @@ def encode_conversation(
     enc = tokenizer(text, add_special_tokens=True, return_offsets_mapping=True)
     trained_chars = _char_trained(len(text), spans)
     video_id = processor.video_token_id
-    per_video = processor.video_processor.num_frames * processor.tokens_per_frame
-    input_ids: list[int] = []
-    labels: list[int] = []
-    num_videos = 0
-    for token, (start, end) in zip(enc["input_ids"], enc["offset_mapping"], strict=True):
-        if token == video_id:
-            input_ids += [video_id] * per_video
-            labels += [IGNORE_INDEX] * per_video
-            num_videos += 1
-            continue
-        trained = end > start and all(trained_chars[start:end])
-        input_ids.append(token)
-        labels.append(token if trained else IGNORE_INDEX)
+    token_labels = [
+        token if token != video_id and end > start and all(trained_chars[start:end]) else IGNORE_INDEX
+        for token, (start, end) in zip(enc["input_ids"], enc["offset_mapping"], strict=True)
+    ]
+    input_ids, source = processor.expand_video_tokens(enc["input_ids"])  # each <video> -> T*Q copies
+    labels = [token_labels[i] for i in source]
+    num_videos = enc["input_ids"].count(video_id)
     if max_length is not None and len(input_ids) > max_length:
         raise SequenceTooLongError(
             f"a conversation of {len(input_ids)} tokens is longer than max_length={max_length}; raise max_length "

@@ -557,9 +557,8 @@ def _run_in_child(function: Callable[[], Any], timeout: float | None, name: str)
 
     A child that hangs is killed after ``timeout`` seconds (``VideoDecodeTimeoutError``); a child that dies
     (segfault, out of memory) becomes ``VideoDecoderCrashedError``. The child shares the parent's memory
-    copy-on-write (nothing to import or load), and array results travel out of band through a pipe. Measured
-    on a loaded 2-core machine: ~30-40 ms per call for the fork, ~0.16 s to return 12 full-HD frames (75 MB);
-    the decode itself costs 0.1 s (240p) to ~8 s (1080p, GOP 250). ``decode_in_subprocess=False`` skips it.
+    copy-on-write (nothing to import or load), and array results travel out of band through a pipe (its cost
+    is in ``benchmarks/RESULTS.md``). ``decode_in_subprocess=False`` skips it.
     """
     read_fd, write_fd = os.pipe()
     pid = os.fork()

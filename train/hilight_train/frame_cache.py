@@ -1,8 +1,8 @@
 """Frame cache: decode each clip's sampled frames once, train every epoch from disk.
 
 Every step that runs the towers (stage 0, and stage 2 with ``--train_towers``) would otherwise decode its
-clips again, every epoch (decoding the 1,200 training clips of the default recipe once took 65 s on 2 cores;
-the tiny towers' forward and backward take about 80 ms per clip). The frame cache stores what ``HiLightVideoProcessor.load`` returns for a clip — the sampled RGB frames, uint8
+clips again, every epoch (a cost comparable to the tiny towers' own step; see ``benchmarks/RESULTS.md``). The
+frame cache stores what ``HiLightVideoProcessor.load`` returns for a clip — the sampled RGB frames, uint8
 ``(T, H, W, 3)`` at the file's own resolution — so a cached clip goes through exactly the same transform
 (resize, normalise) as a clip read from disk: the pixel values are bit-identical (tests/test_frame_cache.py).
 

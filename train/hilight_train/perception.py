@@ -39,7 +39,7 @@ K = len(CLASSES)
 REGIONS = 9  # the 3 x 3 view regions of camera.REGIONS, row-major from the top-left
 MAX_POTTED = 8
 # Positives are rare (a frame has a few balls in ~100 cells x 23 classes): weighting them in the binary
-# cross-entropies lets the heads and towers leave the all-negative start (measured: flat cell loss without it).
+# cross-entropies lets the heads and towers leave the all-negative start.
 POS_WEIGHT = 5.0
 
 

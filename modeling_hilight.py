@@ -694,8 +694,8 @@ class HiLightPreTrainedModel(PreTrainedModel):
                 init.zeros_(module.temporal_embedding)  # CLIP-ViP starts without temporal information
             if module.text_model is not None:
                 init.constant_(module.logit_scale, module.config.logit_scale_init_value)
-        elif isinstance(module, LearnedQueryMining):
-            init.normal_(module.learned_queries, std=1.0)
+        elif isinstance(module, LearnedQueries):
+            init.normal_(module.weight, std=1.0)
         elif isinstance(module, TextEncoder):
             init.normal_(module.position_embedding, std=0.01)
             if module.num_short_positions is not None:

@@ -528,6 +528,8 @@ class HiLightConfig(PreTrainedConfig):
         scale_video_embeds (`bool`, defaults to `True`): multiply the vision tokens by the scale the LM's input
             embedding applies to token rows (Gemma's ``sqrt(hidden_size)``), as the official model does. Models
             whose TokenMining ends in a LayerNorm turn it off: their tokens already have the scale of text rows.
+        initializer_range (`float`, defaults to 0.02): standard deviation of the normal initialisation of the
+            towers' and TokenMining's linear, convolution and embedding weights (the LM initialises itself).
 
     Class method ``from_preset(name, **overrides)`` builds a named preset (``PRESETS``: "paper", "tiny").
     """
@@ -547,6 +549,7 @@ class HiLightConfig(PreTrainedConfig):
     video_token_id: int | None = None
     num_frames: int = 12
     scale_video_embeds: bool = True
+    initializer_range: float = 0.02
 
     def __post_init__(self, **kwargs):
         # Hub loading through trust_remote_code: the root files named here are the model's code.

@@ -675,7 +675,7 @@ class HiLightPreTrainedModel(PreTrainedModel):
     _supports_attention_backend = True
 
     def _init_weights(self, module: nn.Module) -> None:
-        std = 0.02
+        std = self.config.initializer_range
         if isinstance(module, (nn.Linear, nn.Conv2d)):
             init.normal_(module.weight, std=std)
             if module.bias is not None:

@@ -235,6 +235,13 @@ def test_video_inputs_go_by_transformers_name_and_the_old_alias(model):
     assert torch.equal(a, b) and out.shape == (1, ids.shape[1] + 2)
 
 
+def test_initializer_range_is_configuration():
+    torch.manual_seed(0)
+    model = HiLightForConditionalGeneration(tiny_config(initializer_range=0.5))
+    assert model.token_mining.key_proj.weight.std().item() == pytest.approx(0.5, rel=0.1)
+    assert model.video_tower.encoder.layers[0].mlp.fc1.weight.std().item() == pytest.approx(0.5, rel=0.1)
+
+
 def test_return_dict_false_gives_the_output_as_a_tuple(model):
     ids = torch.tensor([prompt(model, [20, 21])])
     labels = ids.clone()

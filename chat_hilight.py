@@ -462,8 +462,10 @@ class HiLightChatSession:
                 text = text.replace(token, "")
         return text
 
-    def _start_turn(self, question: str, video: Any) -> tuple[list[tuple[str, str | None, list[int]]], int]:
-        self._check_text(question, "question")
+    def _start_turn(
+        self, question: str, video: Any, generation_kwargs: dict[str, Any]
+    ) -> tuple[list[tuple[str, str | None, list[int]]], int]:
+        self._check_room(question, video, generation_kwargs)  # before any video is read
         indices, encoded = self._turn_videos(video)
         history = [(t.question, t.answer, t.video_indices) for t in self.turns]
         return [*history, (question, None, indices)], encoded
@@ -485,8 +487,7 @@ class HiLightChatSession:
         if not self._lock.acquire(blocking=False):
             raise RuntimeError("this chat session is already generating; wait for the answer first")
         try:
-            self._check_room(question, video, generation_kwargs)
-            turns, encoded = self._start_turn(question, video)
+            turns, encoded = self._start_turn(question, video, generation_kwargs)
             return self._run_turn(turns, encoded, streamer, generation_kwargs)
         finally:
             self._lock.release()
@@ -543,7 +544,7 @@ class HiLightChatSession:
         if not self._lock.acquire(blocking=False):
             raise RuntimeError("this chat session is already generating; wait for the answer first")
         try:
-            turns, encoded = self._start_turn(question, video)
+            turns, encoded = self._start_turn(question, video, generation_kwargs)
         except BaseException:
             self._lock.release()
             raise

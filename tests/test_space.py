@@ -111,6 +111,13 @@ def test_a_failed_upload_after_a_good_clip_leaves_no_clip_current(space, example
         assert "Upload a clip" in list(space.chat("Was it a foul?", [], state))[-1][2]
 
 
+def test_an_overlong_question_is_refused_at_once(space, examples):
+    _, _, state = space.load_video(str(examples / "break_shot.mp4"), None)
+    history, textbox, status, state = list(space.chat("Was it a foul? " * 20000, [], state))[-1]
+    assert status.startswith("⚠️") and "reads at most" in status and history == [] and textbox
+    assert not state.session.turns
+
+
 @pytest.mark.parametrize("setting", [float("nan"), float("inf"), "many", None])
 def test_bad_settings_get_a_message_not_an_exception(space, examples, setting):
     _, _, state = space.load_video(str(examples / "break_shot.mp4"), None)

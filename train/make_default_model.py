@@ -4,7 +4,8 @@ Steps (each skipped when its output is already complete, so re-running resumes):
 
     data     train/make_data.py        9-ball, 8-ball and snooker clips with exact labels (train/val/test)
     stage0   train/stage0_perception.py  BPE tokenizer + perception: both towers from scratch on the procedural
-                                       scene stream's exact per-frame labels (heads dropped afterwards)
+                                       scene stream and the dataset's train clips, from their exact per-frame
+                                       labels (heads dropped afterwards)
     percept  train/perception_report.py  what the frozen towers see, on the dataset's train/test clips
     stage1   train/stage1_align.py     TokenMining alignment from the feature cache (towers, LM frozen)
     stage2   train/stage2_sft.py       instruction tuning (full fine-tuning of the small LM + TokenMining)
@@ -107,7 +108,9 @@ def main() -> int:
     p.add_argument("--clips", type=int, default=1500)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--stage0-scenes", type=int, default=7200, help="distinct stream scenes of stage 0")
+    p.add_argument(
+        "--stage0-scenes", type=int, default=14400, help="training rows of stage 0 (scenes + clips)"
+    )
     p.add_argument("--stage1-epochs", type=float, default=1)
     p.add_argument("--stage2-epochs", type=float, default=3)
     p.add_argument(
@@ -124,7 +127,7 @@ def main() -> int:
                 "--games", GAMES, "--workers", args.workers)
     recipe.step("stage0", work / "stage0", "stage0_perception.py", "--config",
                 "train/configs/tiny/stage0_perception.yaml", "--tokenizer_corpus", ann, "--output_dir", work / "stage0",
-                "--scenes", args.stage0_scenes)
+                "--scenes", args.stage0_scenes, "--clips_data", data)
     recipe.step("percept", work / "perception", "perception_report.py", "--model", work / "stage0", "--data", data,
                 "--out", work / "perception")
     recipe.step("stage1", work / "stage1", "stage1_align.py", "--config", "train/configs/tiny/stage1.yaml",

@@ -338,10 +338,21 @@ class _DecodeRequest:
 _DECORD_LOG_PREFIX = re.compile(r"\[\d\d:\d\d:\d\d\] \S+?:\d+: ")
 
 
+# FFmpeg error codes that decord reports as bare numbers (AVERROR tags), in words.
+_FFMPEG_ERRORS = {
+    "1094995529": "invalid data in the stream",  # AVERROR_INVALIDDATA
+    "541478725": "unexpected end of file",  # AVERROR_EOF
+}
+_FFMPEG_CODE = re.compile(r"(?:failed with|error code) -?(\d{6,})")
+
+
 def _first_line(exc: BaseException) -> str:
-    """decord's message without its source-location prefixes, shortened."""
+    """decord's message without its source-location prefixes, FFmpeg's numeric error codes in words, shortened."""
     text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
     text = _DECORD_LOG_PREFIX.sub("", text)
+    text = _FFMPEG_CODE.sub(
+        lambda m: f"failed: {_FFMPEG_ERRORS.get(m.group(1), 'FFmpeg error ' + m.group(1))}", text
+    )
     return text[:300] if text else type(exc).__name__
 
 

@@ -422,3 +422,15 @@ def test_incomplete_processor_folders_name_what_is_missing(folder, tmp_path, mis
     (copy / missing).unlink()
     with pytest.raises(FileNotFoundError, match=rf"lacks .*\({missing}\)"):
         AutoProcessor.from_pretrained(copy, trust_remote_code=True)
+
+
+@pytest.mark.parametrize(
+    ("raw", "clear"),
+    [("[12:00:00] /src/video_reader.cc:83: av_read_frame failed with 1094995529", "invalid data in the stream"),
+     ("Error reading packet, error code -541478725", "unexpected end of file")],
+)  # fmt: skip
+def test_decoder_error_codes_are_put_in_words(raw, clear):
+    from hilight.processing_hilight import _first_line
+
+    message = _first_line(RuntimeError(raw))
+    assert clear in message and not any(ch.isdigit() for ch in message.split("failed")[-1]), message

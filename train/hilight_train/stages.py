@@ -199,7 +199,7 @@ def build_trainer(
     )
     rows, dropped = drop_long_rows(rows, processor, training_args.max_length)
     if dropped:
-        if dropped == len(rows) + dropped:
+        if len(rows) == 0:
             raise SystemExit(
                 f"every training row is longer than max_length={training_args.max_length} tokens"
             )

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 from _processing_utils import FORMATS, frame_level, write_audio_only, write_video
+from conftest import official_fixtures_dir
 from safetensors.torch import load_file
 
-import hilight_train
 from hilight.processing_hilight import (
     CHAT_TEMPLATE,
     VIDEO_TOKEN,
@@ -36,12 +36,10 @@ from hilight.processing_hilight import (
 )
 from hilight_train.tokenizer import SPECIAL_TOKENS, train_tokenizer
 
-FIXTURES = hilight_train.REPO_ROOT.parent / "shared" / "reference" / "official"
-FIXTURES = type(FIXTURES)(os.environ.get("HILIGHT_OFFICIAL_FIXTURES", FIXTURES))
+FIXTURES = official_fixtures_dir()
 FIXTURE_VIDEO = FIXTURES / "videos" / "activitynet_v_BshSmo_rRII.mp4"
-needs_fixtures = pytest.mark.skipif(
-    not FIXTURE_VIDEO.exists(), reason=f"official fixtures not found at {FIXTURES}"
-)
+# Parity tests: skipped with the reason without the fixtures, failed instead under CI (conftest's official_dir).
+needs_fixtures = pytest.mark.usefixtures("official_dir")
 
 
 # ---------------------------------------------------------------------------------------------- fixtures
@@ -64,10 +62,8 @@ def clips(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def prompts():
-    if not (FIXTURES / "prompt" / "prompts.json").exists():
-        pytest.skip(f"official fixtures not found at {FIXTURES}")
-    return json.loads((FIXTURES / "prompt" / "prompts.json").read_text())
+def prompts(official_dir):
+    return json.loads((official_dir / "prompt" / "prompts.json").read_text())
 
 
 @pytest.fixture(scope="module")

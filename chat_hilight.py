@@ -52,7 +52,7 @@ import numpy as np
 import torch
 from transformers import DynamicCache, TextIteratorStreamer
 
-from .processing_hilight import PromptTooLongError
+from .processing_hilight import PromptTooLongError, utf8_length
 
 # Template tokens a turn adds around its question and answer (<start_of_turn>user\n ... <end_of_turn>\n
 # <start_of_turn>model\n ... <end_of_turn>\n<eos>), an upper bound used by the length check.
@@ -303,12 +303,7 @@ class HiLightChatSession:
     def _check_text(self, text: str, what: str) -> None:
         if not isinstance(text, str):
             raise TypeError(f"the {what} must be a string; got {type(text).__name__}")
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise ValueError(
-                f"the {what} is not valid Unicode text (a lone surrogate at character {exc.start})"
-            ) from None
+        utf8_length(text, what)  # ValueError for lone surrogates
         specials = [t for t in self.tokenizer.all_special_tokens if t and t in text]
         if specials:
             raise ValueError(

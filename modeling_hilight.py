@@ -396,6 +396,7 @@ class CLIPViPVideoTower(nn.Module):
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Last-layer hidden states before post-LN, (V, M + T*P, C), of frames (V, T, 3, H, W)."""
         _check_pixel_values(pixel_values, self.config.frame_size, "CLIP-ViP")
+        pixel_values = pixel_values.to(self.class_embedding.dtype)  # a bf16/fp16 tower takes fp32 pixels
         T = pixel_values.shape[1]
         x = self.pre_layernorm(self.embed(pixel_values))  # (V, L, C)
         blocks = (self.config.num_leading_tokens, T, self.config.num_patches)
@@ -414,11 +415,14 @@ class CLIPViPVideoTower(nn.Module):
 
 
 def _check_pixel_values(pixel_values: torch.Tensor, frame_size: tuple[int, int], tower: str) -> None:
+    """A tower's input: (V, T, C, H, W) of its frame size, finite floating-point values."""
     if pixel_values.ndim != 5 or tuple(pixel_values.shape[-2:]) != tuple(frame_size):
         raise ValueError(
             f"{tower} expects pixel_values of shape (videos, frames, channels, {frame_size[0]}, {frame_size[1]}), "
             f"got {tuple(pixel_values.shape)}."
         )
+    if not pixel_values.is_floating_point() or not torch.isfinite(pixel_values).all():
+        raise ValueError("pixel_values must be finite floating-point values (NaN, inf or integers given)")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -470,6 +474,7 @@ class LongCLIPImageTower(nn.Module):
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Per-frame embeddings (V, T, D) of clips (V, T, 3, H, W), all frames in one batched pass."""
         _check_pixel_values(pixel_values, self.config.frame_size, "Long-CLIP")
+        pixel_values = pixel_values.to(self.class_embedding.dtype)  # a bf16/fp16 tower takes fp32 pixels
         V, T = pixel_values.shape[:2]
         return self.encode_image(pixel_values.flatten(0, 1)).view(V, T, -1)  # (V, T, D)
 
@@ -828,11 +833,8 @@ class HiLightForConditionalGeneration(HiLightPreTrainedModel, GenerationMixin):
         pixel_values = _one_video_input(pixel_values_videos, pixel_values)
         if pixel_values is None:
             raise ValueError("get_video_features needs pixel_values_videos (V, T, 3, H, W)")
-        self._check_pixel_values(pixel_values)
-        video_hidden_states = self.video_tower(
-            pixel_values.to(self.video_tower.class_embedding.dtype)
-        )  # (V, M + T*P, Dv)
-        frame_embeds = self.image_tower(pixel_values.to(self.image_tower.class_embedding.dtype))  # (V, T, Di)
+        video_hidden_states = self.video_tower(pixel_values)  # (V, M + T*P, Dv)
+        frame_embeds = self.image_tower(pixel_values)  # (V, T, Di)
         video_embeds, attn = self.token_mining(video_hidden_states, frame_embeds)  # (V, T*Q, H)
         return HiLightVideoFeatures(
             video_embeds=video_embeds,
@@ -852,10 +854,6 @@ class HiLightForConditionalGeneration(HiLightPreTrainedModel, GenerationMixin):
                 f"the sequence is {past + inputs.shape[1]} tokens ({past} cached + {inputs.shape[1]} new); the "
                 f"language model has {limit} positions (max_position_embeddings): shorten the prompt"
             )
-
-    def _check_pixel_values(self, pixel_values: torch.Tensor) -> None:
-        if not pixel_values.is_floating_point() or not torch.isfinite(pixel_values).all():
-            raise ValueError("pixel_values must be finite floating-point values (NaN, inf or integers given)")
 
     def check_processor(self, processor: Any) -> None:
         """Raise ValueError naming every setting in which ``processor`` disagrees with this model: frames per

@@ -714,6 +714,16 @@ class HiLightVideoProcessorKwargs(VideosKwargs, total=False):
 _RESAMPLE_TO_TORCH = {0: "nearest", 2: "bilinear", 3: "bicubic"}  # PIL codes: NEAREST, BILINEAR, BICUBIC
 
 
+def utf8_length(text: str, what: str = "text") -> int:
+    """Bytes of ``text`` in UTF-8; a lone surrogate (not valid Unicode text) raises ValueError naming where."""
+    try:
+        return len(text.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"the {what} is not valid Unicode text (a lone surrogate at character {exc.start})"
+        ) from None
+
+
 def _is_frames(x: Any) -> bool:
     return isinstance(x, (np.ndarray, torch.Tensor))
 
@@ -1081,20 +1091,27 @@ class HiLightProcessor(ProcessorMixin):
                 f"given; put exactly one {self.video_token} in the text for each video, in the same order"
             )
         for t in texts:
-            self.check_prompt_length(len(self.tokenizer(t)["input_ids"]), t.count(self.video_token))
+            self._check_prompt_length(t)
 
-    def check_prompt_length(self, text_tokens: int, videos: int = 0, num_frames: int | None = None) -> int:
-        """The length of a prompt of ``text_tokens`` tokens (each video's placeholder counted once) with its
-        vision tokens; raises ``PromptTooLongError`` naming both when it exceeds ``max_prompt_tokens``."""
-        frames = num_frames or self.video_processor.num_frames
-        total = text_tokens + videos * (frames * self.tokens_per_frame - 1)
-        if self.max_prompt_tokens is not None and total > self.max_prompt_tokens:
+    def _check_prompt_length(self, text: str) -> None:
+        """``PromptTooLongError`` when ``text`` with its placeholders expanded to vision tokens exceeds
+        ``max_prompt_tokens``. A text of n UTF-8 bytes has at most n + 1 tokens (with <bos>), so only a text
+        that could be too long is tokenized here (the processor tokenizes it again afterwards)."""
+        if self.max_prompt_tokens is None:
+            utf8_length(text)  # refuse lone surrogates here rather than inside the tokenizer
+            return
+        videos = text.count(self.video_token)
+        per_video = self.video_processor.num_frames * self.tokens_per_frame
+        if utf8_length(text) + 1 + videos * (per_video - 1) <= self.max_prompt_tokens:
+            return
+        text_tokens = len(self.tokenizer(text)["input_ids"])
+        total = text_tokens + videos * (per_video - 1)
+        if total > self.max_prompt_tokens:
             raise PromptTooLongError(
-                f"the prompt is {total} tokens ({text_tokens} of text, {videos} video(s) of "
-                f"{frames * self.tokens_per_frame} vision tokens); the limit is {self.max_prompt_tokens} "
-                "(max_prompt_tokens): shorten the text or start a new conversation"
+                f"the prompt is {total} tokens ({text_tokens} of text, {videos} video(s) of {per_video} vision "
+                f"tokens); the limit is {self.max_prompt_tokens} (max_prompt_tokens): shorten the text or start "
+                "a new conversation"
             )
-        return total
 
     def _process_videos(self, videos: Any, **kwargs: Any):
         processed = self.video_processor(videos, **kwargs)

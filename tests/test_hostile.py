@@ -434,3 +434,8 @@ def test_decoder_error_codes_are_put_in_words(raw, clear):
 
     message = _first_line(RuntimeError(raw))
     assert clear in message and not any(ch.isdigit() for ch in message.split("failed")[-1]), message
+
+
+def test_the_processor_refuses_text_that_is_not_unicode(processor):
+    with pytest.raises(ValueError, match="lone surrogate at character 4"):
+        processor(text="pool\ud800", return_tensors="pt")

@@ -32,13 +32,14 @@ from tqdm import tqdm
 
 from hilight_train.billiards import frame_truth as ft
 from hilight_train.cli import run_main
-from hilight_train.files import atomic_write_text
+from hilight_train.files import atomic_write_text, read_json
 from hilight_train.perception import (
     CLASSES,
+    ClipTruthDataset,
     K,
     PerceptionHeads,
+    dataset_clips,
     heads_for,
-    targets_of,
     tower_outputs,
 )
 from hilight_train.probes import cnn_classifier, linear_probe, train_classifier
@@ -49,15 +50,9 @@ FACTS = ("cue_rest_region", "potted_count", "potted_balls")
 
 def load_clips(data: Path, split: str) -> list[dict]:
     """Clips of a split: id, video, truth file, answers per question type, and the summary truth."""
-    events = [
-        json.loads(x) for x in (data / "events.jsonl").read_text(encoding="utf-8").splitlines() if x.strip()
-    ]
-    clips = {e["id"]: {**e, "facts": {}} for e in events if e["split"] == split}
-    for entry in json.loads((data / f"annotations_{split}.json").read_text(encoding="utf-8")):
+    clips = {e["id"]: {**e, "facts": {}} for e in dataset_clips(data, split)}
+    for entry in read_json(data / f"annotations_{split}.json"):
         clips[entry["clip"]]["facts"][entry["type"]] = json.dumps(entry["facts"], sort_keys=True)
-    missing = [c for c in clips.values() if not c.get("frame_truth")]
-    if missing:
-        raise SystemExit(f"{data}: clip {missing[0]['id']} has no per-frame truth; regenerate the dataset")
     return [clips[k] for k in sorted(clips)]
 
 
@@ -67,15 +62,11 @@ def run(model, heads: PerceptionHeads, processor, data: Path, clips: list[dict],
     grid = model.config.video_config.grid_size
     M = model.config.video_config.num_leading_tokens
     out: dict[str, list] = {}
+    dataset = ClipTruthDataset(data, clips, processor.video_processor, grid, model.config.num_frames)
     for i in tqdm(range(0, len(clips), batch), desc="towers", unit="batch"):
-        chunk = clips[i : i + batch]
-        frames, targets = [], []
-        for clip in chunk:
-            pixels, meta = processor.video_processor.load(str(data / clip["video"]))
-            whole = ft.read(data / clip["frame_truth"])
-            frames.append(processor.video_processor.transform(pixels))
-            targets.append(targets_of(whole.select(meta.frames_indices), grid, whole))
-        pixel_values = torch.stack(frames)  # (V, T, 3, H, W)
+        chunk = [dataset[j] for j in range(i, min(i + batch, len(clips)))]
+        targets = [{k: v for k, v in row.items() if k != "pixel_values"} for row in chunk]
+        pixel_values = torch.stack([row["pixel_values"] for row in chunk])  # (V, T, 3, H, W)
         with torch.autocast("cpu", dtype=torch.bfloat16):
             scores = tower_outputs(model.video_tower, model.image_tower, heads, pixel_values)
         hidden, embeds = scores["video_hidden_states"], scores["frame_embeds"]  # (V, M + T*P, Dv), (V, T, Di)

@@ -104,9 +104,7 @@ def main(argv: list[str] | None = None) -> HiLightTrainer:
         root = Path(args.clips_data)
         clips = dataset_clips(root, "train")
         if not clips:
-            raise SystemExit(
-                f"{root}: no train-split clip with per-frame truth (truth/); regenerate the dataset"
-            )
+            raise SystemExit(f"{root}: no train-split clips")
         frames = args.scene_frames or model.config.num_frames
         clip_rows = ClipTruthDataset(root, clips, processor.video_processor, vc.grid_size, frames)
         dataset = InterleavedDataset(dataset, clip_rows, args.clips_every)

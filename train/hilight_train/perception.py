@@ -247,11 +247,16 @@ class ClipTruthDataset(torch.utils.data.Dataset):
 
 
 def dataset_clips(root: Any, split: str = "train") -> list[dict[str, Any]]:
-    """The clips of ``split`` in a data-engine dataset that have per-frame truth (events.jsonl order)."""
+    """The ``events.jsonl`` records of a data-engine dataset's ``split``, in file order; raises naming the
+    first clip without per-frame truth (``truth/``, written by the engine since its frame-truth release)."""
     from .files import read_text
 
     events = [json.loads(line) for line in read_text(root / "events.jsonl").splitlines() if line.strip()]
-    return [e for e in events if e.get("split") == split and e.get("frame_truth")]
+    clips = [e for e in events if e.get("split") == split]
+    missing = [c["id"] for c in clips if not c.get("frame_truth")]
+    if missing:
+        raise ValueError(f"{root}: clip {missing[0]} has no per-frame truth (truth/); regenerate the dataset")
+    return clips
 
 
 @dataclass

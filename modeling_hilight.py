@@ -19,8 +19,8 @@ What is notable here:
   applies to token rows (Gemma's sqrt(hidden_size)) is applied to them too, as in the official model.
 - No dtype casts in forward: run fp32 for parity, or bf16 (weights or autocast) for speed on CPU. The only
   conversion aligns the vision tokens with the dtype of the LM's embeddings before the splice.
-- What trains is decided in one place: `HiLightForConditionalGeneration.set_trainable` (and `lock_towers`,
-  `lock_language_model`).
+- `HiLightForConditionalGeneration.set_trainable` (and `lock_towers`, `lock_language_model`) set what trains
+  per part; the training scripts decide it per stage from parameter names in one rule of their own.
 
 Shape legend: V videos (clips) in a batch, T frames per clip, P patches per frame, M leading tokens
 (1 CLS + proxies), Dv / Di widths of the video tower / Long-CLIP embedding, Q queries per frame,

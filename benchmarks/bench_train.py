@@ -32,15 +32,23 @@ from hilight_train.billiards.runner import generate
 from hilight_train.cache import build_feature_cache
 from hilight_train.collator import HiLightCollator
 from hilight_train.model_folder import init_model_folder
-from hilight_train.training import causal_lm_loss, load_rows, lora_config
+from hilight_train.training import (
+    causal_lm_loss,
+    load_rows,
+    lora_config,
+    set_trainable_params,
+    trainable_globs,
+)
 
 
 def make_model(stage: str, model, processor):
-    model.set_trainable(video_tower=False, image_tower=False, token_mining=True, language_model=False)
+    set_trainable_params(model, *trainable_globs("stage1"))
     if stage == "stage2":
         from peft import get_peft_model
+        from trl import ModelConfig
 
-        model = get_peft_model(model, lora_config(model))  # paper LoRA: r=64, alpha=32, + TokenMining copy
+        paper_lora = ModelConfig(use_peft=True, lora_r=64, lora_alpha=32, lora_dropout=0.05)
+        model = get_peft_model(model, lora_config(model, paper_lora))  # + the TokenMining copy
     params = [p for p in model.parameters() if p.requires_grad]
     return model, torch.optim.AdamW(params, lr=1e-4)
 

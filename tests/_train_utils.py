@@ -60,8 +60,7 @@ def main() -> None:
         resume="false",
         save_strategy="no",
     )
-    script_args, training_args = parse_args("stage1", argv)
-    trainer = build_trainer("stage1", script_args, training_args)
+    trainer = build_trainer("stage1", *parse_args("stage1", argv))
     trainer.train()
     rank = trainer.args.process_index
     model = trainer.accelerator.unwrap_model(trainer.model)

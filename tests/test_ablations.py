@@ -112,5 +112,5 @@ def test_ablations_config_names_valid_fusions_and_stage_arguments(repo_root, tmp
             "--output_dir",
             str(tmp_path),
         ]
-        _, training_args = parse_args(stage, argv)
+        _, training_args, _ = parse_args(stage, argv)
         assert training_args.max_steps > 0  # the same step budget for every variant

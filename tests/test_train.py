@@ -28,11 +28,13 @@ from hilight_train.model_folder import init_model_folder
 from hilight_train.stages import build_trainer, default_cache_dir, parse_args, run_sft, with_device_default
 from hilight_train.training import (
     HiLightTrainer,
-    assert_trainable_only,
+    check_trainable,
     lm_linear_target_regex,
     load_model_and_processor,
     load_processor,
     load_rows,
+    set_trainable_params,
+    trainable_globs,
 )
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -175,8 +177,7 @@ def test_stage1_trains_token_mining_only_from_the_cache(base_dir, annotations, t
         bf16="true",
         use_cpu="true",
     )  # fmt: skip  (bf16 autocast on CPU)
-    script_args, training_args = parse_args("stage1", argv)
-    trainer = build_trainer("stage1", script_args, training_args)
+    trainer = build_trainer("stage1", *parse_args("stage1", argv))
     model = trainer.model
     before = _state(model)
 
@@ -292,7 +293,7 @@ class _Crash(TrainerCallback):
 
 def test_lora_resume_equals_uninterrupted_and_merge_equals_adapter(base_dir, annotations, tmp_path):
     common = {"max_train_samples": 6, "max_steps": 6, "save_steps": 2, "gradient_accumulation_steps": 2,
-              "feature_cache": tmp_path / "cache", "lora": "true", "lora_r": 8, "lora_alpha": 16}  # fmt: skip
+              "feature_cache": tmp_path / "cache", "use_peft": "true", "lora_r": 8, "lora_alpha": 16}  # fmt: skip
     full = run_sft(
         "stage2", *parse_args("stage2", sft_argv(base_dir, annotations, tmp_path / "full", **common))
     )
@@ -448,9 +449,10 @@ def test_every_config_parses_with_overrides(path, tmp_path):
         assert args.scenes > 0 and args.scene_frames
     else:
         stage = "stage1" if path.stem == "stage1" else "stage2"
-        args, training_args = parse_args(
+        args, training_args, model_args = parse_args(
             stage, ["--config", str(path), "--model_name_or_path", "m", "--train_data", "d.json", *required]
         )
+        assert model_args.model_name_or_path == "m"
     assert training_args.learning_rate == 0.123  # the command line overrides the file
     assert training_args.lr_scheduler_type == "cosine" and training_args.warmup_steps > 0
     if rel.parts[0] == "paper":  # the official scripts' optimiser settings
@@ -459,17 +461,35 @@ def test_every_config_parses_with_overrides(path, tmp_path):
         assert (*got, float(yaml.safe_load(path.read_text())["learning_rate"])) == official
         assert training_args.warmup_steps == 0.002 and training_args.max_length == 2048
     if (rel.parts[0] == "paper" and path.stem == "stage2") or path.stem == "new_sport_lora":
-        assert (args.lora, args.lora_r, args.lora_alpha, args.lora_dropout) == (True, 64, 32, 0.05)
+        assert (model_args.use_peft, model_args.lora_r, model_args.lora_alpha, model_args.lora_dropout) == (
+            True, 64, 32, 0.05,
+        )  # fmt: skip
         assert args.train_token_mining
 
 
-def test_trainability_check_refuses_unfrozen_parts(base_dir):
+def test_what_trains_is_decided_by_one_rule_per_stage(base_dir):
     model, _ = load_model_and_processor(base_dir)
-    model.set_trainable(video_tower=False, image_tower=False, token_mining=True, language_model=False)
-    assert all(n.startswith("token_mining.") for n in assert_trainable_only(model, ["token_mining."]))
-    model.set_trainable(language_model=True)
-    with pytest.raises(RuntimeError, match="must keep them frozen"):
-        assert_trainable_only(model, ["token_mining."])
+    groups = lambda names: {n.split(".")[0] for n in names}  # noqa: E731
+    names = set_trainable_params(model, *trainable_globs("stage1"))
+    assert groups(names) == {"token_mining"}
+    names = set_trainable_params(
+        model, *trainable_globs("stage2", train_token_mining=False, train_towers=True)
+    )
+    assert groups(names) == {"language_model", "video_tower", "image_tower"}
+    assert not [
+        n for n in names if ".text_model." in n or n.endswith("logit_scale")
+    ]  # contrastive-only parts
+    names = set_trainable_params(model, *trainable_globs("contrastive"))
+    assert any(".text_model." in n for n in names) and groups(names) == {"video_tower", "image_tower"}
+    set_trainable_params(model, *trainable_globs("perception"))
+    assert groups(check_trainable(model, *trainable_globs("perception"))) == {"video_tower", "image_tower"}
+    model.language_model.requires_grad_(True)  # something else unfrozen: the check names it
+    with pytest.raises(RuntimeError, match=r"would train that must not, e.g. \['language_model"):
+        check_trainable(model, *trainable_globs("perception"))
+    with pytest.raises(RuntimeError, match="nothing would train"):
+        set_trainable_params(model, ("no_such_part.*",))
+    with pytest.raises(ValueError, match="cannot be combined with LoRA"):
+        trainable_globs("stage2", use_peft=True, train_towers=True)
     assert lm_linear_target_regex(model).startswith(r"language_model\.")
 
 

@@ -26,7 +26,9 @@ def merge(adapter: str | Path, out: str | Path, base: str | Path | None = None) 
     adapter = Path(adapter)
     config_path = adapter / "adapter_config.json"
     if not config_path.is_file():
-        raise FileNotFoundError(f"{adapter} has no adapter_config.json; pass a stage-2 --lora output folder")
+        raise FileNotFoundError(
+            f"{adapter} has no adapter_config.json; pass a stage-2 --use_peft output folder"
+        )
     base = base or json.loads(config_path.read_text())["base_model_name_or_path"]
     model, processor = load_model_and_processor(base)
     merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()

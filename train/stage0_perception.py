@@ -42,9 +42,10 @@ from hilight_train.stages import with_device_default
 from hilight_train.training import (
     HiLightTrainer,
     default_callbacks,
-    freeze_tower_text_encoders,
     last_checkpoint,
     save_hub_folder,
+    set_trainable_params,
+    trainable_globs,
 )
 
 
@@ -91,8 +92,7 @@ def main(argv: list[str] | None = None) -> HiLightTrainer:
         args.model_name_or_path, output_dir / "init", (args.tokenizer_corpus or "").split(","), args.preset,
         json.loads(args.model_overrides) if args.model_overrides else {}, training_args.seed, args.vocab_size,
     )  # fmt: skip
-    model.set_trainable(video_tower=True, image_tower=True, token_mining=False, language_model=False)
-    freeze_tower_text_encoders(model)
+    set_trainable_params(model, *trainable_globs("perception"))  # the towers' vision parts (+ the heads)
     vc = model.config.video_config
     height, width = vc.frame_size
     stream = SceneStream(

@@ -34,7 +34,14 @@ from hilight_train.contrastive import (
 )
 from hilight_train.frame_cache import open_frame_cache
 from hilight_train.stages import with_device_default
-from hilight_train.training import HiLightTrainer, default_callbacks, last_checkpoint, save_hub_folder
+from hilight_train.training import (
+    HiLightTrainer,
+    default_callbacks,
+    last_checkpoint,
+    save_hub_folder,
+    set_trainable_params,
+    trainable_globs,
+)
 
 
 @dataclass
@@ -77,7 +84,7 @@ def main(argv: list[str] | None = None) -> HiLightTrainer:
         args.preset, json.loads(args.model_overrides) if args.model_overrides else {}, training_args.seed,
         args.vocab_size,
     )  # fmt: skip
-    model.set_trainable(video_tower=True, image_tower=True, token_mining=False, language_model=False)
+    set_trainable_params(model, *trainable_globs("contrastive"))  # both towers with their text encoders
     rows = load_caption_rows(args.captions, args.video_root, args.split or None, args.max_train_samples)
     frames = None
     if args.frame_cache:

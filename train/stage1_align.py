@@ -15,8 +15,7 @@ from hilight_train.stages import parse_args, run_sft
 
 
 def main(argv: list[str] | None = None) -> None:
-    script_args, training_args = parse_args("stage1", argv)
-    run_sft("stage1", script_args, training_args)
+    run_sft("stage1", *parse_args("stage1", argv))
 
 
 if __name__ == "__main__":

@@ -4,12 +4,17 @@
 vision towers frozen, so by default they train from the feature cache (``hilight_train.cache``): the towers
 run once per clip before training (on the main process, resumable) and never during it.
 
-What trains (checked by ``assert_trainable_only`` before the first step):
+Arguments come from three dataclasses, parsed by TRL's ``TrlParser`` from ``--config file.yaml`` and the
+command line: the script's own (data, caches), TRL's ``SFTConfig`` (training) and TRL's ``ModelConfig``
+(``--model_name_or_path``, ``--dtype``, ``--model_revision`` and LoRA: ``--use_peft``, ``--lora_r``, ...).
+
+What trains (``training.trainable_globs``, checked before the first step):
 - stage 1: TokenMining only;
-- stage 2 with ``--lora``: LoRA adapters on every linear layer of the LM except the head (paper: r=64,
-  alpha=32, dropout 0.05), plus TokenMining as a full trainable copy of its loaded stage-1 weights
-  (``--train_token_mining``, peft ``modules_to_save``);
-- stage 2 without ``--lora``: the whole LM (full fine-tuning of a small LM), plus TokenMining if asked.
+- stage 2 with ``--use_peft``: LoRA adapters (TRL's ``get_peft_config``) on every linear layer of the LM except
+  the head unless ``--lora_target_modules`` says otherwise (paper: r=64, alpha=32, dropout 0.05), plus
+  TokenMining as a full trainable copy of its loaded stage-1 weights (``--train_token_mining``, peft
+  ``modules_to_save``);
+- stage 2 without it: the whole LM (full fine-tuning of a small LM), plus TokenMining if asked.
 
 Outputs in ``output_dir``: checkpoints (atomic), ``log.jsonl``, ``loss_curve.png``, and the final model: a
 Hub-style folder (stage 1, full fine-tuning) or a peft adapter folder (LoRA; ``train/merge_lora.py`` merges
@@ -25,7 +30,7 @@ from typing import Any
 
 import torch
 from accelerate import PartialState
-from trl import SFTConfig, TrlParser
+from trl import ModelConfig, SFTConfig, TrlParser
 
 from .cache import build_feature_cache, cache_fingerprint, fingerprint_id
 from .collator import HiLightCollator, drop_long_rows
@@ -33,14 +38,15 @@ from .frame_cache import open_frame_cache
 from .health import TokenHealthCallback
 from .training import (
     HiLightSFTTrainer,
-    assert_trainable_only,
+    check_trainable,
     default_callbacks,
-    freeze_tower_text_encoders,
     last_checkpoint,
     load_model_and_processor,
     load_rows,
     lora_config,
     save_hub_folder,
+    set_trainable_params,
+    trainable_globs,
 )
 
 STAGES = ("stage1", "stage2")
@@ -48,11 +54,9 @@ STAGES = ("stage1", "stage2")
 
 @dataclass
 class SFTScriptArguments:
-    """Model, data and feature-cache arguments of stages 1 and 2 (TRL's ``SFTConfig`` holds the rest)."""
+    """Data and feature-cache arguments of stages 1 and 2 (TRL's ``SFTConfig`` and ``ModelConfig`` hold the
+    rest)."""
 
-    model_name_or_path: str | None = field(
-        default=None, metadata={"help": "Hub-style HiLight folder or Hub id to start from."}
-    )
     train_data: str | None = field(
         default=None, metadata={"help": "Conversation file (LLaVA/HiLight JSON or VideoInstruct q/a)."}
     )
@@ -114,12 +118,8 @@ class SFTScriptArguments:
 
 @dataclass
 class Stage2ScriptArguments(SFTScriptArguments):
-    """Stage-2 extras: LoRA (paper defaults) or full fine-tuning, and whether TokenMining trains."""
+    """Stage-2 extras: whether TokenMining and the towers train (LoRA is TRL's ``ModelConfig.use_peft``)."""
 
-    lora: bool = field(default=False, metadata={"help": "Train LoRA adapters instead of the whole LM."})
-    lora_r: int = field(default=64, metadata={"help": "LoRA rank (paper: 64)."})
-    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha (paper: 32)."})
-    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout (paper: 0.05)."})
     train_token_mining: bool = field(
         default=True, metadata={"help": "Keep training TokenMining (from its loaded stage-1 weights)."}
     )
@@ -142,15 +142,22 @@ def with_device_default(argv: list[str] | None) -> list[str]:
     return argv
 
 
-def parse_args(stage: str, argv: list[str] | None = None) -> tuple[Any, SFTConfig]:
-    """``--config file.yaml`` plus command-line overrides (TRL's parser) -> (script args, SFTConfig)."""
+def parse_args(stage: str, argv: list[str] | None = None) -> tuple[Any, SFTConfig, ModelConfig]:
+    """``--config file.yaml`` plus command-line overrides (TRL's parser) -> (script args, SFTConfig, ModelConfig)."""
     script_cls = Stage2ScriptArguments if stage == "stage2" else SFTScriptArguments
-    parser = TrlParser((script_cls, SFTConfig))
-    script_args, training_args = parser.parse_args_and_config(with_device_default(argv))
-    for name in ("model_name_or_path", "train_data"):
-        if not getattr(script_args, name):
-            raise SystemExit(f"--{name} is required (on the command line or in the --config file)")
-    return script_args, training_args
+    parser = TrlParser((script_cls, SFTConfig, ModelConfig))
+    script_args, training_args, model_args = parser.parse_args_and_config(with_device_default(argv))
+    if not model_args.model_name_or_path:
+        raise SystemExit("--model_name_or_path is required (on the command line or in the --config file)")
+    if not script_args.train_data:
+        raise SystemExit("--train_data is required (on the command line or in the --config file)")
+    if model_args.load_in_8bit or model_args.load_in_4bit:
+        raise SystemExit("--load_in_8bit/--load_in_4bit (bitsandbytes) are not supported for HiLight")
+    if model_args.attn_implementation:
+        raise SystemExit("--attn_implementation is not supported: HiLight's LM runs PyTorch SDPA")
+    if model_args.use_peft and stage != "stage2":
+        raise SystemExit(f"--use_peft (LoRA) is for stage 2; {stage} trains TokenMining itself")
+    return script_args, training_args, model_args
 
 
 def _prepare_training_args(args: SFTConfig) -> SFTConfig:
@@ -172,107 +179,107 @@ def default_cache_dir(
     return Path(train_data).resolve().parent / "feature_cache" / fingerprint_id(fingerprint)
 
 
-def build_trainer(
-    stage: str, script_args: Any, training_args: SFTConfig, callbacks=None
-) -> HiLightSFTTrainer:
-    """Model, data, cache, trainability and trainer for ``stage`` ("stage1" or "stage2")."""
+def _check_stage_args(stage: str, script_args: Any, model_args: ModelConfig) -> None:
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
-    training_args = _prepare_training_args(training_args)
-    train_towers = getattr(script_args, "train_towers", False)
-    if train_towers and script_args.use_feature_cache:
-        raise SystemExit(
-            "--train_towers needs --use_feature_cache false (cached features are of frozen towers)"
-        )
-    if train_towers and script_args.lora:
-        raise SystemExit("--train_towers is for full fine-tuning; it cannot be combined with --lora")
-    model, processor = load_model_and_processor(script_args.model_name_or_path)
+    if getattr(script_args, "train_towers", False):
+        if script_args.use_feature_cache:
+            raise SystemExit(
+                "--train_towers needs --use_feature_cache false (cached features are of frozen towers)"
+            )
+        if model_args.use_peft:
+            raise SystemExit("--train_towers is for full fine-tuning; it cannot be combined with --use_peft")
+
+
+def _load_split(
+    script_args: Any, training_args: SFTConfig, processor: Any, split: str | None, what: str, **kw
+):
+    """Rows of one split, without the ones longer than ``max_length`` (counted, never cut)."""
     types = [t for t in (script_args.question_types or "").split(",") if t]
     rows = load_rows(
         script_args.train_data,
         script_args.video_root,
-        split=script_args.split or None,
+        split=split,
         types=types,
-        limit=script_args.max_train_samples,
         merge_videos=script_args.merge_videos,
         seed=training_args.seed,
+        **kw,
     )
     rows, dropped = drop_long_rows(rows, processor, training_args.max_length)
+    if dropped and len(rows) == 0:
+        raise SystemExit(f"every {what} row is longer than max_length={training_args.max_length} tokens")
     if dropped:
-        if len(rows) == 0:
-            raise SystemExit(
-                f"every training row is longer than max_length={training_args.max_length} tokens"
-            )
-        print(f"dropped {dropped} training rows longer than max_length={training_args.max_length} tokens")
-    eval_rows = None
-    if script_args.eval_split:
-        eval_rows = load_rows(
-            script_args.train_data,
-            script_args.video_root,
-            split=script_args.eval_split,
-            types=types,
-            merge_videos=script_args.merge_videos,
-            seed=training_args.seed,
-        )
-        eval_rows, dropped = drop_long_rows(eval_rows, processor, training_args.max_length)
-        if dropped:
-            print(
-                f"dropped {dropped} evaluation rows longer than max_length={training_args.max_length} tokens"
-            )
-    all_videos = sorted(
-        {v for v in rows["video"] if v} | {v for v in (eval_rows or {"video": []})["video"] if v}
-    )
-    cache = frames = None
+        print(f"dropped {dropped} {what} rows longer than max_length={training_args.max_length} tokens")
+    return rows
+
+
+def _open_caches(script_args: Any, training_args: SFTConfig, model: Any, processor: Any, videos: list[str]):
+    """(feature cache, frame cache): at most one of them, built on the main process first."""
+    state = PartialState()
     if script_args.use_feature_cache:
         bf16 = bool(training_args.bf16)
         dtype = {"bfloat16": torch.bfloat16, "float32": torch.float32}[script_args.cache_dtype]
         root = script_args.feature_cache or default_cache_dir(
             script_args.train_data, model, processor, bf16, dtype
         )
-        with PartialState().main_process_first():  # rank 0 builds; the others then find everything cached
+        with state.main_process_first():  # rank 0 builds; the others then find everything cached
             cache = build_feature_cache(
                 model,
                 processor,
-                all_videos,
+                videos,
                 root,
                 batch_size=script_args.cache_batch_size,
                 bf16=bf16,
-                progress=PartialState().is_main_process,
+                progress=state.is_main_process,
                 dtype=dtype,
             )
-    elif script_args.use_frame_cache:
+        return cache, None
+    if script_args.use_frame_cache:
         root = script_args.frame_cache or Path(script_args.train_data).resolve().parent / "frame_cache"
-        with PartialState().main_process_first():
-            frames = open_frame_cache(
-                root, processor.video_processor, all_videos, progress=PartialState().is_main_process
-            )
+        with state.main_process_first():
+            frames = open_frame_cache(root, processor.video_processor, videos, progress=state.is_main_process)
+        return None, frames
+    return None, None
 
+
+def _model_dtype(model_args: ModelConfig) -> torch.dtype | str:
+    if model_args.dtype in (None, "auto"):
+        return "auto"
+    return getattr(torch, model_args.dtype)
+
+
+def build_trainer(
+    stage: str, script_args: Any, training_args: SFTConfig, model_args: ModelConfig, callbacks=None
+) -> HiLightSFTTrainer:
+    """Model, data, caches, trainability and trainer for ``stage`` ("stage1" or "stage2")."""
+    _check_stage_args(stage, script_args, model_args)
+    training_args = _prepare_training_args(training_args)
+    model, processor = load_model_and_processor(
+        model_args.model_name_or_path, _model_dtype(model_args), model_args.model_revision
+    )
+    rows = _load_split(
+        script_args, training_args, processor, script_args.split or None, "training",
+        limit=script_args.max_train_samples,
+    )  # fmt: skip
+    eval_rows = None
+    if script_args.eval_split:
+        eval_rows = _load_split(script_args, training_args, processor, script_args.eval_split, "evaluation")
+    videos = sorted({v for v in rows["video"] if v} | {v for v in (eval_rows or {"video": []})["video"] if v})
+    cache, frames = _open_caches(script_args, training_args, model, processor, videos)
+
+    train_token_mining = stage == "stage1" or getattr(script_args, "train_token_mining", False)
+    include, exclude = trainable_globs(
+        stage,
+        use_peft=model_args.use_peft,
+        train_token_mining=train_token_mining,
+        train_towers=getattr(script_args, "train_towers", False),
+    )
     peft_config = None
-    model.set_trainable(video_tower=False, image_tower=False, token_mining=False, language_model=False)
-    if stage == "stage1":
-        model.set_trainable(token_mining=True)
-        assert_trainable_only(model, ["token_mining."])
-    elif script_args.lora:
-        model.set_trainable(token_mining=False)
-        peft_config = lora_config(
-            model,
-            r=script_args.lora_r,
-            alpha=script_args.lora_alpha,
-            dropout=script_args.lora_dropout,
-            train_token_mining=script_args.train_token_mining,
-        )
+    if model_args.use_peft:  # peft freezes the base model and adds what trains; checked below
+        set_trainable_params(model, (), allow_none=True)
+        peft_config = lora_config(model, model_args, train_token_mining)
     else:
-        model.set_trainable(language_model=True, token_mining=script_args.train_token_mining)
-        allowed = ["language_model."] + (["token_mining."] if script_args.train_token_mining else [])
-        if train_towers:
-            model.set_trainable(video_tower=True, image_tower=True)
-            freeze_tower_text_encoders(model)
-            allowed += ["video_tower.", "image_tower."]
-        names = assert_trainable_only(model, allowed)
-        stray = [n for n in names if ".text_model." in n or n.endswith("logit_scale")]
-        if stray:
-            raise RuntimeError(f"tower text encoders would train in stage 2: {stray[:5]}")
-
+        set_trainable_params(model, include, exclude)
     trainer = HiLightSFTTrainer(
         model=model,
         args=training_args,
@@ -283,24 +290,19 @@ def build_trainer(
         peft_config=peft_config,
         callbacks=(callbacks or []) + default_callbacks(f"HiLight {stage}") + [TokenHealthCallback()],
     )
-    if peft_config is not None:
-        allowed = ["lora_A.", "lora_B."] + (
-            ["token_mining.modules_to_save."] if script_args.train_token_mining else []
-        )
-        names = assert_trainable_only(trainer.model, allowed)
-        stray = [n for n in names if "lora_" in n and ".language_model." not in n]
-        if stray:
-            raise RuntimeError(f"LoRA adapters outside the language model: {stray[:5]}")
+    check_trainable(trainer.model, include, exclude)
     return trainer
 
 
-def run_sft(stage: str, script_args: Any, training_args: SFTConfig, callbacks=None) -> HiLightSFTTrainer:
+def run_sft(
+    stage: str, script_args: Any, training_args: SFTConfig, model_args: ModelConfig, callbacks=None
+) -> HiLightSFTTrainer:
     """Train ``stage`` (resuming from the last checkpoint when asked) and write the final model."""
-    trainer = build_trainer(stage, script_args, training_args, callbacks)
+    trainer = build_trainer(stage, script_args, training_args, model_args, callbacks)
     checkpoint = last_checkpoint(training_args.output_dir) if script_args.resume else None
     trainer.train(resume_from_checkpoint=checkpoint)
     out = Path(training_args.output_dir)
-    if getattr(script_args, "lora", False):
+    if model_args.use_peft:
         trainer.save_model(str(out))  # adapter_config.json + adapter_model.safetensors + processor files
     elif trainer.accelerator.is_main_process:
         save_hub_folder(trainer.accelerator.unwrap_model(trainer.model), trainer.processing_class, out)

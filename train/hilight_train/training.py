@@ -3,9 +3,9 @@ trainer subclass, atomic checkpoints, JSONL logs and the loss-curve PNG.
 
 - Data: ``load_rows`` reads LLaVA/HiLight or VideoInstruct files through ``hilight_train.data`` into a
   ``datasets.Dataset`` of ``{"id", "messages_json", "video"}`` rows; ``HiLightCollator`` tokenizes them.
-- What trains is decided by ``HiLightForConditionalGeneration.set_trainable`` (stage 1, full fine-tuning) or by
-  peft (``lora_config``); ``assert_trainable_only`` then checks the result, so a stage can never train a part
-  it should not.
+- What trains is decided in one place, ``trainable_globs`` (parameter-name globs per stage), applied by
+  ``set_trainable_params`` and checked by ``check_trainable`` once peft has wrapped the model, so a stage can
+  never train a part it should not.
 - ``HiLightSFTTrainer`` is TRL's ``SFTTrainer`` with HiLight's loss (token-level cross-entropy over the
   labelled tokens, normalised by the tokens of the whole global batch, so gradient accumulation and DDP give
   the same update as one big batch) and checkpoints that appear atomically (written to a staging folder,
@@ -17,6 +17,8 @@ trainer subclass, atomic checkpoints, JSONL logs and the loss-curve PNG.
 
 from __future__ import annotations
 
+import dataclasses
+import fnmatch
 import json
 import math
 import os
@@ -85,19 +87,22 @@ def load_rows(
 # ---------------------------------------------------------------------------------------------- model I/O
 
 
-def load_model_and_processor(path: str | Path) -> tuple[HiLightForConditionalGeneration, HiLightProcessor]:
-    """A Hub-style HiLight folder (or Hub id) -> fp32 model and processor, with the repo's model code."""
-    model = HiLightForConditionalGeneration.from_pretrained(str(path), dtype=torch.float32)
-    processor = load_processor(path)
+def load_model_and_processor(
+    path: str | Path, dtype: torch.dtype = torch.float32, revision: str | None = None
+) -> tuple[HiLightForConditionalGeneration, HiLightProcessor]:
+    """A Hub-style HiLight folder (or Hub id) -> model (fp32 unless ``dtype`` says otherwise) and processor,
+    with the repo's model code."""
+    model = HiLightForConditionalGeneration.from_pretrained(str(path), dtype=dtype, revision=revision)
+    processor = load_processor(path, revision)
     model.check_processor(processor)
     return model, processor
 
 
-def load_processor(path: str | Path) -> HiLightProcessor:
+def load_processor(path: str | Path, revision: str | None = None) -> HiLightProcessor:
     """The processor of a HiLight folder (or of a LoRA output folder, which holds one too)."""
     # The folder's tokenizer loading reads its config.json, whose auto_map names the HiLight classes; the
     # code that runs is this repo's own, so trusting it is safe.
-    return HiLightProcessor.from_pretrained(str(path), trust_remote_code=True)
+    return HiLightProcessor.from_pretrained(str(path), trust_remote_code=True, revision=revision)
 
 
 def save_hub_folder(model: Any, processor: Any, out: str | Path) -> Path:
@@ -115,31 +120,87 @@ def save_hub_folder(model: Any, processor: Any, out: str | Path) -> Path:
 # ----------------------------------------------------------------------------------------- trainability
 
 
-def freeze_tower_text_encoders(model: HiLightForConditionalGeneration) -> None:
-    """The towers' text encoders and temperatures serve contrastive pretraining only: no gradient elsewhere."""
-    for tower in (model.video_tower, model.image_tower):
-        if tower.text_model is not None:
-            tower.text_model.requires_grad_(False)
-            tower.logit_scale.requires_grad_(False)
+# Parameter-name globs. The towers' text encoders and temperatures serve contrastive pretraining only.
+TOWERS = ("video_tower.*", "image_tower.*")
+TOWER_TEXT = ("*.text_model.*", "*.logit_scale")
+_PEFT = "base_model.model."  # where peft puts the wrapped model's parameters
+
+
+def trainable_globs(
+    stage: str, *, use_peft: bool = False, train_token_mining: bool = True, train_towers: bool = False
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """What trains in ``stage``, decided here and nowhere else: (include, exclude) globs over parameter names
+    (peft's wrapped names for LoRA). A parameter trains iff it matches an include glob and no exclude glob.
+
+    - ``contrastive`` (stage 0, CLIP-style): both towers with their text encoders;
+    - ``perception`` (stage 0 on the engine's labels): both towers' vision parts;
+    - ``stage1``: TokenMining;
+    - ``stage2``: the LM (or, with ``use_peft``, its LoRA adapters), TokenMining if ``train_token_mining``
+      (under LoRA as peft's full trainable copy), both towers' vision parts if ``train_towers``.
+    """
+    if stage == "contrastive":
+        return TOWERS, ()
+    if stage == "perception":
+        return TOWERS, TOWER_TEXT
+    if stage == "stage1":
+        return ("token_mining.*",), ()
+    if stage != "stage2":
+        raise ValueError(f"unknown stage {stage!r}")
+    if use_peft:
+        if train_towers:
+            raise ValueError("training the towers is full fine-tuning; it cannot be combined with LoRA")
+        include = (f"{_PEFT}language_model.*.lora_A.*", f"{_PEFT}language_model.*.lora_B.*")
+        if train_token_mining:
+            include += (f"{_PEFT}token_mining.modules_to_save.*",)
+        return include, ()
+    include = ("language_model.*",) + (("token_mining.*",) if train_token_mining else ())
+    return include + (TOWERS if train_towers else ()), TOWER_TEXT
+
+
+def _trains(name: str, include: Iterable[str], exclude: Iterable[str]) -> bool:
+    return any(fnmatch.fnmatchcase(name, g) for g in include) and not any(
+        fnmatch.fnmatchcase(name, g) for g in exclude
+    )
+
+
+def set_trainable_params(
+    model: torch.nn.Module, include: Iterable[str], exclude: Iterable[str] = (), allow_none: bool = False
+) -> list[str]:
+    """``requires_grad`` of every parameter from the globs (see `trainable_globs`); returns the trainable
+    names. Raises when nothing would train, unless ``allow_none`` (the base model under LoRA)."""
+    include, exclude = tuple(include), tuple(exclude)
+    for name, param in model.named_parameters():
+        param.requires_grad_(_trains(name, include, exclude))
+    names = trainable_parameter_names(model)
+    if not names and not allow_none:
+        raise RuntimeError(f"nothing would train: no parameter matches {include} (excluding {exclude})")
+    return names
+
+
+def check_trainable(model: torch.nn.Module, include: Iterable[str], exclude: Iterable[str] = ()) -> list[str]:
+    """Raise unless exactly the parameters the globs select require grad (after peft has wrapped the model,
+    for instance); returns their names."""
+    include, exclude = tuple(include), tuple(exclude)
+    wrong = [
+        (name, param.requires_grad)
+        for name, param in model.named_parameters()
+        if param.requires_grad != _trains(name, include, exclude)
+    ]
+    if wrong:
+        stray = [n for n, trains in wrong if trains]
+        missing = [n for n, trains in wrong if not trains]
+        raise RuntimeError(
+            f"trainable parameters differ from {include} (excluding {exclude}): "
+            f"{len(stray)} would train that must not, e.g. {stray[:3]}; {len(missing)} would not, e.g. {missing[:3]}"
+        )
+    names = trainable_parameter_names(model)
+    if not names:
+        raise RuntimeError(f"nothing would train: no parameter matches {include}")
+    return names
 
 
 def trainable_parameter_names(model: torch.nn.Module) -> list[str]:
     return [name for name, p in model.named_parameters() if p.requires_grad]
-
-
-def assert_trainable_only(model: torch.nn.Module, allowed: Iterable[str]) -> list[str]:
-    """Raise unless every trainable parameter's name contains one of ``allowed`` (and at least one trains)."""
-    allowed = tuple(allowed)
-    names = trainable_parameter_names(model)
-    offenders = [n for n in names if not any(a in n for a in allowed)]
-    if offenders:
-        raise RuntimeError(
-            f"{len(offenders)} parameters outside {allowed} would train, e.g. {offenders[:5]}; "
-            "this stage must keep them frozen"
-        )
-    if not names:
-        raise RuntimeError(f"nothing would train: no parameter matching {allowed} requires grad")
-    return names
 
 
 def lm_linear_target_regex(model: HiLightForConditionalGeneration) -> str:
@@ -162,25 +223,21 @@ def lm_linear_target_regex(model: HiLightForConditionalGeneration) -> str:
     return rf"language_model\..*\.({'|'.join(leaves)})"
 
 
-def lora_config(
-    model: HiLightForConditionalGeneration,
-    r: int = 64,
-    alpha: int = 32,
-    dropout: float = 0.05,
-    train_token_mining: bool = True,
-):
-    """The paper's stage-2 LoRA: every LM linear layer except the head; TokenMining trained as a full copy
-    (peft ``modules_to_save``: it starts from the loaded stage-1 weights, never re-initialised)."""
-    from peft import LoraConfig
+def lora_config(model: HiLightForConditionalGeneration, model_args: Any, train_token_mining: bool = True):
+    """Stage 2's LoRA from TRL's ``ModelConfig`` (``use_peft``, ``lora_r``, ``lora_alpha``, ``lora_dropout``, ...)
+    through TRL's ``get_peft_config``. Unless given there, the targets are the paper's (every LM linear layer
+    except the head) and TokenMining trains as a full copy (peft ``modules_to_save``: it starts from the
+    loaded stage-1 weights, never re-initialised)."""
+    from trl import get_peft_config
 
-    return LoraConfig(
-        r=r,
-        lora_alpha=alpha,
-        lora_dropout=dropout,
-        target_modules=lm_linear_target_regex(model),
-        modules_to_save=["token_mining"] if train_token_mining else None,
-        task_type="CAUSAL_LM",
+    args = dataclasses.replace(
+        model_args,
+        use_peft=True,
+        lora_target_modules=model_args.lora_target_modules or lm_linear_target_regex(model),
+        lora_modules_to_save=model_args.lora_modules_to_save
+        or (["token_mining"] if train_token_mining else None),
     )
+    return get_peft_config(args)
 
 
 # ----------------------------------------------------------------------------------------------- loss

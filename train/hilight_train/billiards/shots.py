@@ -232,118 +232,172 @@ def _rules_context(
     return ctx
 
 
+@dataclass
+class _Layout:
+    """The balls a shot starts from, as the kind samplers see them."""
+
+    game: str
+    table: pt.Table
+    pos: dict[str, np.ndarray]  # pooltool id -> (x, y)
+    objects: list[str]  # every ball but the cue ball
+    cue_xy: np.ndarray
+    R: float  # ball radius
+
+
+@dataclass
+class _Aim:
+    """What a kind sampler decides: speed, direction, cue-tip offsets and elevation, intent."""
+
+    V0: float
+    phi: float
+    a: float
+    b: float
+    theta: float
+    target: str | None = None
+    pocket: str | None = None
+    err: float = 0.0
+
+
+def _break_shot(lay: _Layout, spin, rng: np.random.Generator) -> _Aim:
+    pos, objects, table = lay.pos, lay.objects, lay.table
+    apex = min(objects, key=lambda o: abs(pos[o][1] - 0.77 * table.l) + abs(pos[o][0] - 0.5 * table.w))
+    if lay.game == "snooker":  # a soft break off the side of the pack
+        side = min(objects, key=lambda o: (pos[o][1], -abs(pos[o][0] - 0.5 * table.w)))
+        target, V0 = side, rng.uniform(3.0, 5.0)
+    else:
+        target, V0 = apex, rng.uniform(5.0, 8.0)
+    err = float(rng.normal(0, 0.6))
+    phi = _angle(pos[target] - lay.cue_xy) + err
+    a, b, theta = float(rng.uniform(-0.1, 0.1)), float(rng.uniform(-0.3, 0.2)), float(rng.uniform(0, 5))
+    return _Aim(V0, phi, a, b, theta, target=target, err=err)
+
+
+def _pot_shot(lay: _Layout, spin, rng: np.random.Generator) -> _Aim:
+    """Aim a chosen object ball (or, when it has no open pocket, up to three others) at a pocket."""
+    a, b, theta = spin
+    order = list(rng.permutation(lay.objects))
+    first = _pick_target(lay.game, lay.objects, rng)
+    order = [first] + [o for o in order if o != first]
+    for tgt in order[:4]:
+        cands = _pocket_candidates(lay.table, lay.cue_xy, lay.pos[tgt], lay.R)
+        if not cands:
+            continue
+        pid, ghost, _, mouth = cands[int(rng.integers(len(cands)))]
+        err = float(rng.normal(0, rng.choice([0.5, 1.5, 4.0], p=[0.5, 0.3, 0.2])))
+        phi = _angle(ghost - lay.cue_xy)
+        positions = {k: list(v) for k, v in lay.pos.items()}
+        aim = Shot(lay.game, "pot", 1.0, phi, theta, a, b, positions, target=tgt)
+        style = rng.choice(["follow", "draw", "stun", "any"], p=[0.3, 0.3, 0.15, 0.25])
+        if style == "follow":
+            b = float(rng.uniform(0.2, 0.5))
+        elif style == "draw":
+            b = float(rng.uniform(-0.6, -0.3))
+        elif style == "stun":
+            b = float(rng.uniform(-0.2, 0.0))
+        aim.b = b
+        aim.V0 = V0 = float(rng.uniform(0.8, 3.5))
+        phi = refine_aim(aim, lay.table, phi, mouth, miss_deg=err)
+        return _Aim(V0, phi, a, b, theta, target=tgt, pocket=pid, err=err)
+    target = order[0]  # nothing makeable: hit the first target full
+    return _Aim(rng.uniform(0.8, 3.5), _angle(lay.pos[target] - lay.cue_xy), a, b, theta, target=target)
+
+
+def _kick_shot(lay: _Layout, spin, rng: np.random.Generator) -> _Aim:
+    """Cushion first: aim at the object ball's mirror image across a rail."""
+    a, b, theta = spin
+    target = _pick_target(lay.game, lay.objects, rng)
+    o, R, table = lay.pos[target].copy(), lay.R, lay.table
+    rail = int(rng.integers(4))
+    if rail == 0:
+        o[0] = -o[0] + 2 * R
+    elif rail == 1:
+        o[0] = 2 * (table.w - R) - o[0]
+    elif rail == 2:
+        o[1] = -o[1] + 2 * R
+    else:
+        o[1] = 2 * (table.l - R) - o[1]
+    err = float(rng.normal(0, 1.0))
+    phi = _angle(o - lay.cue_xy) + err
+    return _Aim(rng.uniform(1.5, 4.5), phi, a * 0.3, b * 0.5, theta, target=target, err=err)
+
+
+def _safety_shot(lay: _Layout, spin, rng: np.random.Generator) -> _Aim:
+    """A soft thin cut of an object ball."""
+    target = _pick_target(lay.game, lay.objects, rng)
+    d = lay.pos[target] - lay.cue_xy
+    dist = max(float(np.linalg.norm(d)), 2 * lay.R)
+    off = math.degrees(math.asin(min(1.0, 2 * lay.R * rng.uniform(0.6, 0.97) / dist)))
+    err = float(rng.choice([-1.0, 1.0]) * off)
+    return _Aim(rng.uniform(0.6, 2.0), _angle(d) + err, *spin, target=target, err=err)
+
+
+def _random_shot(lay: _Layout, spin, rng: np.random.Generator) -> _Aim:
+    phi = rng.uniform(0, 360)
+    return _Aim(rng.uniform(0.5, 4.0), phi, *spin)
+
+
+def _carom_shot(lay: _Layout, spin, rng: np.random.Generator) -> _Aim:
+    """Three-cushion candidates: any direction, or (70%) one object ball with a random cut."""
+    _, b, theta = spin
+    phi = rng.uniform(0, 360)
+    V0 = rng.uniform(2.0, 5.5)
+    target = None
+    if rng.random() < 0.7:
+        target = str(rng.choice(lay.objects))
+        d = lay.pos[target] - lay.cue_xy
+        dist = max(float(np.linalg.norm(d)), 2 * lay.R)
+        phi = _angle(d) + math.degrees(math.asin(min(1.0, 2 * lay.R * rng.uniform(-0.95, 0.95) / dist)))
+    return _Aim(V0, phi, float(rng.uniform(-0.5, 0.5)), b, theta, target=target)
+
+
+_KIND_SAMPLERS = {
+    "break": _break_shot,
+    "pot": _pot_shot,
+    "kick": _kick_shot,
+    "safety": _safety_shot,
+    "random": _random_shot,
+    "carom": _carom_shot,
+}
+
+
+def _layout(game: str, table: pt.Table, kind: str, rng: np.random.Generator) -> dict[str, pt.Ball]:
+    """The balls: a full rack with the cue ball behind the head string for a break, else a mid-game layout."""
+    if kind != "break":
+        return mid_game_layout(game, table, rng)
+    balls = full_rack(game, table, seed=int(rng.integers(2**31)))
+    x = rng.uniform(0.3, 0.7) * table.w
+    y = rng.uniform(0.15, 0.24) * table.l
+    balls[get_game(game).cue_id].state.rvw[0, :2] = (x, y)
+    return balls
+
+
 def sample_shot(game: str, table: pt.Table, rng: np.random.Generator, kind: str | None = None) -> Shot:
-    """Sample a layout and a shot for a game (deterministic given ``rng``)."""
-    spec = get_game(game)
-    weights = SHOT_WEIGHTS[game]
+    """Sample a layout and a shot for a game (deterministic given ``rng``): the kind (by ``SHOT_WEIGHTS``
+    unless given), the layout, then the kind's sampler."""
     if kind is None:
+        weights = SHOT_WEIGHTS[game]
         kinds = list(weights)
         kind = str(rng.choice(kinds, p=np.array([weights[k] for k in kinds]) / sum(weights.values())))
-    if kind == "break":
-        balls = full_rack(game, table, seed=int(rng.integers(2**31)))
-    else:
-        balls = mid_game_layout(game, table, rng)
-    cue_id = spec.cue_id
-    if kind == "break":
-        x = rng.uniform(0.3, 0.7) * table.w
-        y = rng.uniform(0.15, 0.24) * table.l
-        balls[cue_id].state.rvw[0, :2] = (x, y)
-    R = balls[cue_id].params.R
-    pos = {bid: b.state.rvw[0, :2].copy() for bid, b in balls.items()}
-    objects = [bid for bid in balls if bid != cue_id]
-    cue_xy = pos[cue_id]
-    a, b, theta = _spin(rng)
-    target = pocket = None
-    err = 0.0
-    if kind == "break":
-        apex = min(objects, key=lambda o: abs(pos[o][1] - 0.77 * table.l) + abs(pos[o][0] - 0.5 * table.w))
-        if game == "snooker":  # a soft break off the side of the pack
-            side = min(objects, key=lambda o: (pos[o][1], -abs(pos[o][0] - 0.5 * table.w)))
-            target, V0 = side, rng.uniform(3.0, 5.0)
-        else:
-            target, V0 = apex, rng.uniform(5.0, 8.0)
-        err = float(rng.normal(0, 0.6))
-        phi = _angle(pos[target] - cue_xy) + err
-        a, b, theta = float(rng.uniform(-0.1, 0.1)), float(rng.uniform(-0.3, 0.2)), float(rng.uniform(0, 5))
-    elif kind == "pot":
-        order = list(rng.permutation(objects))
-        first = _pick_target(game, objects, rng)
-        order = [first] + [o for o in order if o != first]
-        phi = None
-        for tgt in order[:4]:
-            cands = _pocket_candidates(table, cue_xy, pos[tgt], R)
-            if cands:
-                pid, ghost, _, mouth = cands[int(rng.integers(len(cands)))]
-                target, pocket = tgt, pid
-                err = float(rng.normal(0, rng.choice([0.5, 1.5, 4.0], p=[0.5, 0.3, 0.2])))
-                phi = _angle(ghost - cue_xy)
-                aim = Shot(
-                    game, kind, 1.0, phi, theta, a, b, {k: list(v) for k, v in pos.items()}, target=tgt
-                )
-                style = rng.choice(["follow", "draw", "stun", "any"], p=[0.3, 0.3, 0.15, 0.25])
-                if style == "follow":
-                    b = float(rng.uniform(0.2, 0.5))
-                elif style == "draw":
-                    b = float(rng.uniform(-0.6, -0.3))
-                elif style == "stun":
-                    b = float(rng.uniform(-0.2, 0.0))
-                aim.b = b
-                aim.V0 = V0 = float(rng.uniform(0.8, 3.5))
-                phi = refine_aim(aim, table, phi, mouth, miss_deg=err)
-                break
-        if phi is None:  # nothing makeable: hit the first target full
-            target = order[0]
-            phi = _angle(pos[target] - cue_xy)
-            V0 = rng.uniform(0.8, 3.5)
-    elif kind == "kick":
-        target = _pick_target(game, objects, rng)
-        o = pos[target].copy()
-        rail = int(rng.integers(4))
-        if rail == 0:
-            o[0] = -o[0] + 2 * R
-        elif rail == 1:
-            o[0] = 2 * (table.w - R) - o[0]
-        elif rail == 2:
-            o[1] = -o[1] + 2 * R
-        else:
-            o[1] = 2 * (table.l - R) - o[1]
-        err = float(rng.normal(0, 1.0))
-        phi = _angle(o - cue_xy) + err
-        V0 = rng.uniform(1.5, 4.5)
-        a, b = a * 0.3, b * 0.5
-    elif kind == "safety":
-        target = _pick_target(game, objects, rng)
-        d = pos[target] - cue_xy
-        dist = max(float(np.linalg.norm(d)), 2 * R)
-        off = math.degrees(math.asin(min(1.0, 2 * R * rng.uniform(0.6, 0.97) / dist)))
-        err = float(rng.choice([-1.0, 1.0]) * off)
-        phi = _angle(d) + err
-        V0 = rng.uniform(0.6, 2.0)
-    elif kind in ("random", "carom"):
-        phi = rng.uniform(0, 360)
-        V0 = rng.uniform(0.5, 4.0) if kind == "random" else rng.uniform(2.0, 5.5)
-        if kind == "carom":
-            if rng.random() < 0.7:  # aim at one object ball with a random cut
-                target = str(rng.choice(objects))
-                d = pos[target] - cue_xy
-                dist = max(float(np.linalg.norm(d)), 2 * R)
-                phi = _angle(d) + math.degrees(math.asin(min(1.0, 2 * R * rng.uniform(-0.95, 0.95) / dist)))
-            a = float(rng.uniform(-0.5, 0.5))
-    else:
+    if kind not in _KIND_SAMPLERS:
         raise ValueError(f"unknown shot kind {kind!r}")
-    ids_on = list(balls)
-    rules = _rules_context(game, ids_on, target, pocket, kind == "break", rng)
+    balls = _layout(game, table, kind, rng)
+    cue_id = get_game(game).cue_id
+    pos = {bid: b.state.rvw[0, :2].copy() for bid, b in balls.items()}
+    lay = _Layout(
+        game, table, pos, [bid for bid in balls if bid != cue_id], pos[cue_id], balls[cue_id].params.R
+    )
+    aim = _KIND_SAMPLERS[kind](lay, _spin(rng), rng)
     return Shot(
         game=game,
         kind=kind,
-        V0=float(V0),
-        phi=float(phi) % 360.0,
-        theta=float(theta),
-        a=float(a),
-        b=float(b),
+        V0=float(aim.V0),
+        phi=float(aim.phi) % 360.0,
+        theta=float(aim.theta),
+        a=float(aim.a),
+        b=float(aim.b),
         positions={bid: [float(v[0]), float(v[1])] for bid, v in pos.items()},
-        target=target,
-        pocket=pocket,
-        aim_error_deg=float(err),
-        rules=rules,
+        target=aim.target,
+        pocket=aim.pocket,
+        aim_error_deg=float(aim.err),
+        rules=_rules_context(game, list(balls), aim.target, aim.pocket, kind == "break", rng),
     )

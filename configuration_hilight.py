@@ -18,6 +18,7 @@ LM's hidden size); a mismatch raises ``ValueError`` naming both fields.
 
 from __future__ import annotations
 
+import ast
 import copy
 from typing import Any, ClassVar, Literal
 
@@ -49,10 +50,29 @@ def _check_field_types(config: PreTrainedConfig) -> None:
                 ok = isinstance(value, (list, tuple)) and all(
                     isinstance(v, int) and not isinstance(v, bool) for v in value
                 )
+            elif kind.startswith("Literal["):
+                options = literal_options(type(config), name)
+                if value not in options:
+                    raise ValueError(
+                        f"{type(config).__name__}.{name} must be one of {options}, got {value!r}."
+                    )
+                continue
             else:
                 continue
             if not ok:
                 raise ValueError(f"{type(config).__name__}.{name} must be of type {kind}, got {value!r}.")
+
+
+def literal_options(config_class: type, name: str) -> tuple:
+    """The values a ``Literal[...]`` field of a config class allows, from its annotation (one source)."""
+    for klass in config_class.__mro__:
+        annotation = vars(klass).get("__annotations__", {}).get(name)
+        if annotation is not None:
+            text = str(annotation).replace(" ", "")
+            if not (text.startswith("Literal[") and text.endswith("]")):
+                raise TypeError(f"{config_class.__name__}.{name} is not a Literal field")
+            return ast.literal_eval(f"({text[len('Literal[') : -1]},)")
+    raise AttributeError(f"{config_class.__name__} has no field {name!r}")
 
 
 def _check_positive(config: PreTrainedConfig, *names: str) -> None:
@@ -82,10 +102,6 @@ def _check_patches(config: PreTrainedConfig) -> None:
         raise ValueError(
             f"{type(config).__name__}.image_width must be positive or None, got {config.image_width}."
         )
-    if config.patch_embed not in PATCH_EMBEDS:
-        raise ValueError(
-            f"{type(config).__name__}.patch_embed must be one of {PATCH_EMBEDS}, got {config.patch_embed!r}."
-        )
     if config.patch_embed == "conv_stem":
         channels = config.stem_channels or []
         stride = config.stem_stride * 2 ** (len(channels) - 1) if channels else 0
@@ -95,9 +111,6 @@ def _check_patches(config: PreTrainedConfig) -> None:
                 f"further conv of stem_channels={config.stem_channels}) must multiply to patch_size "
                 f"({config.patch_size})."
             )
-
-
-PATCH_EMBEDS = ("patch_conv", "conv_stem")
 
 
 @strict
@@ -315,8 +328,6 @@ class HiLightImageConfig(PreTrainedConfig):
         _check_heads(self, "hidden_size", "num_attention_heads")
         _check_heads(self, "text_hidden_size", "text_num_attention_heads")
         _check_patches(self)
-        if self.pooling not in ("cls", "grid"):
-            raise ValueError(f"HiLightImageConfig.pooling must be 'cls' or 'grid', got {self.pooling!r}.")
         if not 0 <= self.text_num_short_positions <= self.text_max_position_embeddings:
             raise ValueError(
                 "HiLightImageConfig.text_num_short_positions must lie in [0, text_max_position_embeddings], "
@@ -387,17 +398,9 @@ class HiLightTokenMiningConfig(PreTrainedConfig):
             "queries_per_frame",
             "output_hidden_size",
         )
-        if self.query_layout not in ("official", "per_query"):
-            raise ValueError(
-                f"HiLightTokenMiningConfig.query_layout must be 'official' or 'per_query', got {self.query_layout!r}."
-            )
-        if self.fusion not in FUSIONS:
-            raise ValueError(
-                f"HiLightTokenMiningConfig.fusion must be one of {FUSIONS}, got {self.fusion!r}."
-            )
 
 
-FUSIONS = ("token_mining", "video_only", "image_only", "mlp")
+FUSIONS = literal_options(HiLightTokenMiningConfig, "fusion")
 
 # Presets: plain data. Sub-config dicts are merged key by key with user overrides in `from_preset`.
 _GEMMA_2B = {

@@ -356,83 +356,15 @@ def interpolate_temporal(table: torch.Tensor, num_frames: int) -> torch.Tensor:
     return out[0].t()  # (T, C)
 
 
-class CLIPViPVideoTower(nn.Module):
-    """CLIP-ViP: a ViT over all patches of all frames, with CLS + learned proxy tokens and a temporal embedding.
+class CLIPVisionTower(nn.Module):
+    """What both towers share, split as timm splits its encoders: a ViT over patch tokens with a CLS token
+    (patch embedding, positions, pre-LN, encoder, post-LN, projection); `forward_features` gives the
+    last-layer tokens, `encode_*` pooled and projected embeddings; the CLIP text encoder (contrastive
+    pretraining only) gives `encode_text`."""
 
-    `forward(pixel_values)` returns the last layer's hidden states before post-LN (what HiLight uses);
-    `encode_video` / `encode_text` give the joint embeddings for contrastive pretraining.
-    """
+    tower_name: str = "CLIP"
 
-    def __init__(self, config: HiLightVideoConfig):
-        super().__init__()
-        self.config = config
-        C = config.hidden_size
-        self.patch_embedding = patch_embedding(config, C)
-        self.class_embedding = nn.Parameter(torch.empty(C))
-        self.proxy_embedding = nn.Parameter(torch.empty(config.num_proxy_tokens, C))
-        self.position_embedding = nn.Parameter(torch.empty(config.num_patches + 1, C))
-        self.temporal_embedding = nn.Parameter(torch.empty(config.num_frames, C))
-        self.pre_layernorm = nn.LayerNorm(C, eps=config.layer_norm_eps)
-        self.encoder = Transformer.vision_encoder(config)
-        self.post_layernorm = nn.LayerNorm(C, eps=config.layer_norm_eps)
-        self.projection = nn.Linear(C, config.projection_dim, bias=False)
-        self.text_model = None
-        if config.use_text_encoder:
-            self.text_model = TextEncoder.from_tower_config(config)
-            self.logit_scale = nn.Parameter(torch.tensor(config.logit_scale_init_value))
-
-    def embed(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """Token embeddings before pre-LN, (V, M + T*P, C)."""
-        V, T = pixel_values.shape[:2]
-        x = self.patch_embedding(pixel_values.flatten(0, 1))  # (V*T, C, h, w)
-        x = x.flatten(2).transpose(1, 2)  # (V*T, P, C)
-        P, C = x.shape[1:]
-        temporal = interpolate_temporal(self.temporal_embedding, T)  # (T, C)
-        x = x.view(V, T, P, C) + temporal[None, :, None, :] + self.position_embedding[1:]  # (V, T, P, C)
-        leading = torch.cat([self.class_embedding[None], self.proxy_embedding]) + self.position_embedding[0]
-        leading = leading.expand(V, -1, -1)  # (V, M, C)
-        return torch.cat([leading, x.reshape(V, T * P, C)], dim=1)  # (V, M + T*P, C)
-
-    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """Last-layer hidden states before post-LN, (V, M + T*P, C), of frames (V, T, 3, H, W)."""
-        _check_pixel_values(pixel_values, self.config.frame_size, "CLIP-ViP")
-        pixel_values = pixel_values.to(self.class_embedding.dtype)  # a bf16/fp16 tower takes fp32 pixels
-        T = pixel_values.shape[1]
-        x = self.pre_layernorm(self.embed(pixel_values))  # (V, L, C)
-        blocks = (self.config.num_leading_tokens, T, self.config.num_patches)
-        return self.encoder(x, frame_blocks=blocks)  # (V, L, C), attention by `frame_block_attention`
-
-    def encode_video(self, pixel_values: torch.Tensor, normalize: bool = False) -> torch.Tensor:
-        """Pooled, projected clip embedding (V, projection_dim): post_layernorm(CLS) @ projection."""
-        pooled = self.post_layernorm(self(pixel_values)[:, 0])  # (V, C)
-        return _maybe_normalize(self.projection(pooled), normalize)
-
-    def encode_text(self, input_ids: torch.LongTensor, normalize: bool = False) -> torch.Tensor:
-        """Projected text embedding (B, projection_dim) from the CLIP text encoder."""
-        if self.text_model is None:
-            raise ValueError("This CLIP-ViP tower was built without a text encoder (use_text_encoder=False).")
-        return _maybe_normalize(self.text_model(input_ids), normalize)
-
-
-def _check_pixel_values(pixel_values: torch.Tensor, frame_size: tuple[int, int], tower: str) -> None:
-    """A tower's input: (V, T, C, H, W) of its frame size, finite floating-point values."""
-    if pixel_values.ndim != 5 or tuple(pixel_values.shape[-2:]) != tuple(frame_size):
-        raise ValueError(
-            f"{tower} expects pixel_values of shape (videos, frames, channels, {frame_size[0]}, {frame_size[1]}), "
-            f"got {tuple(pixel_values.shape)}."
-        )
-    if not pixel_values.is_floating_point() or not torch.isfinite(pixel_values).all():
-        raise ValueError("pixel_values must be finite floating-point values (NaN, inf or integers given)")
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Long-CLIP image tower
-
-
-class LongCLIPImageTower(nn.Module):
-    """Long-CLIP's image encoder (an OpenAI-CLIP ViT) applied to every frame, plus its 248-token text encoder."""
-
-    def __init__(self, config: HiLightImageConfig):
+    def __init__(self, config: HiLightVideoConfig | HiLightImageConfig):
         super().__init__()
         self.config = config
         W = config.hidden_size
@@ -442,14 +374,103 @@ class LongCLIPImageTower(nn.Module):
         self.pre_layernorm = nn.LayerNorm(W, eps=config.layer_norm_eps)
         self.encoder = Transformer.vision_encoder(config)
         self.post_layernorm = nn.LayerNorm(W, eps=config.layer_norm_eps)
-        if config.pooling == "grid":
-            self.grid_reduce = nn.Linear(W, config.grid_pool_dim)
-            self.grid_mix = nn.Linear(config.num_patches * config.grid_pool_dim, W)
+        self.add_pooling_layers()
         self.projection = nn.Linear(W, config.projection_dim, bias=False)
         self.text_model = None
         if config.use_text_encoder:
             self.text_model = TextEncoder.from_tower_config(config)
             self.logit_scale = nn.Parameter(torch.tensor(config.logit_scale_init_value))
+
+    def add_pooling_layers(self) -> None:
+        """Layers of a tower's pooling besides post-LN (none by default)."""
+
+    def patch_tokens(self, images: torch.Tensor) -> torch.Tensor:
+        """Patch embeddings (N, P, W) of images (N, 3, H, W)."""
+        return self.patch_embedding(images).flatten(2).transpose(1, 2)  # (N, P, W)
+
+    def checked_clips(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Clips (V, T, 3, H, W) of the tower's frame size as finite floats, cast to the tower's dtype (a
+        bf16/fp16 tower takes fp32 pixels)."""
+        size = self.config.frame_size
+        if pixel_values.ndim != 5 or tuple(pixel_values.shape[-2:]) != tuple(size):
+            raise ValueError(
+                f"{self.tower_name} expects pixel_values of shape (videos, frames, channels, {size[0]}, "
+                f"{size[1]}), got {tuple(pixel_values.shape)}."
+            )
+        if not pixel_values.is_floating_point() or not torch.isfinite(pixel_values).all():
+            raise ValueError("pixel_values must be finite floating-point values (NaN, inf or integers given)")
+        return pixel_values.to(self.class_embedding.dtype)
+
+    def encode_text(self, input_ids: torch.LongTensor, normalize: bool = False) -> torch.Tensor:
+        """Projected text embedding (B, projection_dim) from the tower's CLIP text encoder."""
+        if self.text_model is None:
+            raise ValueError(
+                f"This {self.tower_name} tower was built without a text encoder (use_text_encoder=False)."
+            )
+        return _maybe_normalize(self.text_model(input_ids), normalize)
+
+
+class CLIPViPVideoTower(CLIPVisionTower):
+    """CLIP-ViP: a ViT over all patches of all frames, with CLS + learned proxy tokens and a temporal embedding.
+
+    `forward_features(pixel_values)` (and `forward`) return the last layer's hidden states before post-LN (what
+    HiLight uses); `encode_video` / `encode_text` give the joint embeddings for contrastive pretraining.
+    """
+
+    tower_name = "CLIP-ViP"
+
+    def __init__(self, config: HiLightVideoConfig):
+        super().__init__(config)
+        C = config.hidden_size
+        self.proxy_embedding = nn.Parameter(torch.empty(config.num_proxy_tokens, C))
+        self.temporal_embedding = nn.Parameter(torch.empty(config.num_frames, C))
+
+    def embed(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Token embeddings before pre-LN, (V, M + T*P, C)."""
+        V, T = pixel_values.shape[:2]
+        x = self.patch_tokens(pixel_values.flatten(0, 1))  # (V*T, P, C)
+        P, C = x.shape[1:]
+        temporal = interpolate_temporal(self.temporal_embedding, T)  # (T, C)
+        x = x.view(V, T, P, C) + temporal[None, :, None, :] + self.position_embedding[1:]  # (V, T, P, C)
+        leading = torch.cat([self.class_embedding[None], self.proxy_embedding]) + self.position_embedding[0]
+        leading = leading.expand(V, -1, -1)  # (V, M, C)
+        return torch.cat([leading, x.reshape(V, T * P, C)], dim=1)  # (V, M + T*P, C)
+
+    def forward_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Last-layer hidden states before post-LN, (V, M + T*P, C), of clips (V, T, 3, H, W)."""
+        pixel_values = self.checked_clips(pixel_values)
+        T = pixel_values.shape[1]
+        x = self.pre_layernorm(self.embed(pixel_values))  # (V, L, C)
+        blocks = (self.config.num_leading_tokens, T, self.config.num_patches)
+        return self.encoder(x, frame_blocks=blocks)  # (V, L, C), attention by `frame_block_attention`
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """`forward_features`: what TokenMining reads, (V, M + T*P, C)."""
+        return self.forward_features(pixel_values)
+
+    def encode_video(self, pixel_values: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+        """Pooled, projected clip embedding (V, projection_dim): post_layernorm(CLS) @ projection."""
+        pooled = self.post_layernorm(self.forward_features(pixel_values)[:, 0])  # (V, C)
+        return _maybe_normalize(self.projection(pooled), normalize)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Long-CLIP image tower
+
+
+class LongCLIPImageTower(CLIPVisionTower):
+    """Long-CLIP's image encoder (an OpenAI-CLIP ViT) applied to every frame, plus its 248-token text encoder.
+
+    `forward_features(images)` gives an image's last-layer tokens, `encode_image` its pooled embedding,
+    `forward(pixel_values)` the per-frame embeddings of clips (what TokenMining queries with)."""
+
+    tower_name = "Long-CLIP"
+
+    def add_pooling_layers(self) -> None:
+        if self.config.pooling == "grid":
+            W = self.config.hidden_size
+            self.grid_reduce = nn.Linear(W, self.config.grid_pool_dim)
+            self.grid_mix = nn.Linear(self.config.num_patches * self.config.grid_pool_dim, W)
 
     def pool(self, tokens: torch.Tensor) -> torch.Tensor:
         """What the projection reads, (N, W), from last-layer tokens (N, 1 + P, W): ln_post(CLS), or with
@@ -461,7 +482,7 @@ class LongCLIPImageTower(nn.Module):
 
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:
         """Last-layer tokens (N, 1 + P, W) of images (N, 3, H, W)."""
-        x = self.patch_embedding(images).flatten(2).transpose(1, 2)  # (N, P, W)
+        x = self.patch_tokens(images)  # (N, P, W)
         cls = self.class_embedding.expand(x.shape[0], 1, -1)  # (N, 1, W)
         x = torch.cat([cls, x], dim=1) + self.position_embedding  # (N, 1 + P, W)
         return self.encoder(self.pre_layernorm(x))  # (N, 1 + P, W)
@@ -473,18 +494,9 @@ class LongCLIPImageTower(nn.Module):
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Per-frame embeddings (V, T, D) of clips (V, T, 3, H, W), all frames in one batched pass."""
-        _check_pixel_values(pixel_values, self.config.frame_size, "Long-CLIP")
-        pixel_values = pixel_values.to(self.class_embedding.dtype)  # a bf16/fp16 tower takes fp32 pixels
+        pixel_values = self.checked_clips(pixel_values)
         V, T = pixel_values.shape[:2]
         return self.encode_image(pixel_values.flatten(0, 1)).view(V, T, -1)  # (V, T, D)
-
-    def encode_text(self, input_ids: torch.LongTensor, normalize: bool = False) -> torch.Tensor:
-        """Projected text embedding (B, D) from the 248-token text encoder."""
-        if self.text_model is None:
-            raise ValueError(
-                "This Long-CLIP tower was built without a text encoder (use_text_encoder=False)."
-            )
-        return _maybe_normalize(self.text_model(input_ids), normalize)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -676,8 +688,7 @@ class HiLightPreTrainedModel(PreTrainedModel):
     input_modalities = ("video", "text")
     supports_gradient_checkpointing = True
     _no_split_modules = ("TransformerBlock", "TokenMining")
-    _supports_sdpa = True
-    _supports_attention_backend = True
+    _supports_sdpa = True  # the LM's; the towers always run PyTorch SDPA (exact, and CLIP-ViP's frame blocks)
 
     def _init_weights(self, module: nn.Module) -> None:
         std = self.config.initializer_range
@@ -690,7 +701,7 @@ class HiLightPreTrainedModel(PreTrainedModel):
             init.zeros_(module.bias)
         elif isinstance(module, nn.Embedding):
             init.normal_(module.weight, std=std)
-        if isinstance(module, (CLIPViPVideoTower, LongCLIPImageTower)):
+        if isinstance(module, CLIPVisionTower):
             width = module.class_embedding.shape[0]
             init.normal_(module.class_embedding, std=width**-0.5)
             init.normal_(module.position_embedding, std=std)

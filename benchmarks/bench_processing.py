@@ -44,10 +44,10 @@ from hilight.processing_hilight import (  # noqa: E402
     OPENAI_CLIP_MEAN,
     OPENAI_CLIP_STD,
     HiLightVideoProcessor,
-    _run_in_child,
     official_frame_indices,
     read_video,
 )
+from hilight.video_reading_hilight import _run_in_child  # noqa: E402
 
 CLIP_PATH = REPO_ROOT / "outputs" / "bench" / "bench_1080p_60s_gop250.mp4"
 WIDTH, HEIGHT, FPS, SECONDS, GOP = 1920, 1080, 30, 60, 250

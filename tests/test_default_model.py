@@ -24,6 +24,7 @@ SHIPPED = (
     "configuration_hilight.py",
     "modeling_hilight.py",
     "processing_hilight.py",
+    "video_reading_hilight.py",
     "chat_hilight.py",
 )
 MAX_SHIPPED_BYTES = 25 * 1024 * 1024

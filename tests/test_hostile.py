@@ -430,7 +430,7 @@ def test_incomplete_processor_folders_name_what_is_missing(folder, tmp_path, mis
      ("Error reading packet, error code -541478725", "unexpected end of file")],
 )  # fmt: skip
 def test_decoder_error_codes_are_put_in_words(raw, clear):
-    from hilight.processing_hilight import _first_line
+    from hilight.video_reading_hilight import _first_line
 
     message = _first_line(RuntimeError(raw))
     assert clear in message and not any(ch.isdigit() for ch in message.split("failed")[-1]), message

@@ -11,6 +11,7 @@ ROOT_MODEL_FILES = (
     "configuration_hilight.py",
     "modeling_hilight.py",
     "processing_hilight.py",
+    "video_reading_hilight.py",
     "chat_hilight.py",
 )
 

@@ -20,6 +20,7 @@ What is notable:
 Shape legend: B videos in a batch, T frames, H x W pixels, C = 3 (RGB).
 """
 
+import functools
 import os
 from pathlib import Path
 from typing import Any, ClassVar
@@ -30,6 +31,7 @@ import torch.nn.functional as F
 from transformers.feature_extraction_utils import BatchFeature
 from transformers.processing_utils import ProcessingKwargs, ProcessorMixin, Unpack, VideosKwargs
 from transformers.video_processing_utils import VideoProcessorMixin
+from transformers.video_utils import VideoMetadata
 
 from .video_reading_hilight import (
     CorruptVideoError,
@@ -236,18 +238,26 @@ class HiLightVideoProcessor(VideoProcessorMixin):
             f"{type(videos).__name__}"
         )
 
+    def sample_frames(
+        self, metadata: Any, num_frames: int | None = None, fps: float | None = None, **kwargs: Any
+    ) -> np.ndarray:
+        """Indices of the frames to keep (transformers' sampling hook): the official HiLight rule,
+        ``linspace(0, n - 1, T).astype(int)`` with ``T = num_frames`` (default ``self.num_frames``) over the
+        ``metadata.total_num_frames = n`` frames. HiLight samples a fixed number of frames, not a rate:
+        ``fps`` only describes the video (timestamps)."""
+        return official_frame_indices(int(metadata.total_num_frames), num_frames or self.num_frames)
+
     def _sample_decoded(self, frames: Any, num_frames: int | None, do_sample: bool, fps: float | None):
-        """Official sampling applied to frames that are already decoded (checked by `check_frames`)."""
+        """`sample_frames` applied to frames that are already decoded (checked by `check_frames`)."""
         check_frames(frames)
         total = int(frames.shape[0])
-        indices = (
-            official_frame_indices(total, num_frames) if (do_sample and num_frames) else np.arange(total)
-        )
+        given = VideoMetadata(total_num_frames=total, fps=fps, duration=total / fps if fps else None)
+        indices = self.sample_frames(given, num_frames) if (do_sample and num_frames) else np.arange(total)
         frames = frames[torch.as_tensor(indices)] if isinstance(frames, torch.Tensor) else frames[indices]
         metadata = HiLightVideoMetadata(
             total_num_frames=total,
             fps=fps,
-            duration=total / fps if fps else None,
+            duration=given.duration,
             width=int(frames.shape[2]),
             height=int(frames.shape[1]),
             video_backend=None,
@@ -257,7 +267,8 @@ class HiLightVideoProcessor(VideoProcessorMixin):
         return frames, metadata
 
     def load(self, video: Any, **kwargs: Any) -> tuple[Any, HiLightVideoMetadata]:
-        """Decode (or sample already decoded) frames of one video: (frames [T, H, W, 3], metadata)."""
+        """Decode (or sample already decoded) frames of one video: (frames [T, H, W, 3], metadata). Frames are
+        picked by `sample_frames` (every frame with ``do_sample_frames=False``)."""
         options = {
             key: kwargs.get(key, getattr(self, key, None)) for key in self.valid_kwargs.__annotations__
         }
@@ -273,6 +284,9 @@ class HiLightVideoProcessor(VideoProcessorMixin):
             max_duration=options["max_duration"],
             decode_timeout=options["decode_timeout"],
             decode_in_subprocess=bool(options["decode_in_subprocess"]),
+            sample_indices_fn=functools.partial(self.sample_frames, num_frames=num_frames)
+            if num_frames
+            else None,
         )
 
     # -- transform ---------------------------------------------------------------------------------------

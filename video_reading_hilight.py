@@ -12,7 +12,8 @@ What is notable:
 - Each failure has its own exception class (all subclass ``VideoReadError``, a ``ValueError``), with FFmpeg's
   numeric error codes put in words.
 - Frames are sampled by the official HiLight rule (``official_frame_indices``) unless the caller passes
-  its own indices rule; ``HiLightVideoMetadata`` carries every sampled frame's real timestamp.
+  its own rule (``sample_indices_fn``, as transformers' ``load_video`` takes it: the video processor's
+  ``sample_frames``); ``HiLightVideoMetadata`` carries every sampled frame's real timestamp.
 
 This file is remote code beside ``processing_hilight.py`` (a relative import), with no dependency on
 transformers beyond its ``VideoMetadata``.
@@ -282,7 +283,21 @@ class _DecodeRequest:
     num_frames: int | None
     max_frame_pixels: int | None
     max_duration: float | None
+    sample_indices_fn: Callable[..., Any] | None = None  # (metadata=VideoMetadata) -> frame indices
     quiet: bool = False
+
+    def indices(self, total: int, fps: float | None, duration: float | None) -> np.ndarray:
+        """Frames to keep of ``total``: the caller's rule (``sample_indices_fn(metadata=...)``, as transformers'
+        ``load_video`` calls it) or the official one with ``num_frames`` (every frame when None)."""
+        if self.sample_indices_fn is None:
+            return official_frame_indices(total, self.num_frames if self.num_frames is not None else total)
+        metadata = VideoMetadata(total_num_frames=total, fps=fps or None, duration=duration)
+        indices = np.asarray(self.sample_indices_fn(metadata=metadata), dtype=np.int64).reshape(-1)
+        if indices.size == 0 or indices.min() < 0 or indices.max() >= total:
+            raise ValueError(
+                f"{self.name}: the frame sampling rule gave indices outside 0..{total - 1}: {indices.tolist()[:8]}"
+            )
+        return indices
 
 
 _DECORD_LOG_PREFIX = re.compile(r"\[\d\d:\d\d:\d\d\] \S+?:\d+: ")
@@ -340,8 +355,7 @@ def _decode_with_decord(request: _DecodeRequest) -> tuple[np.ndarray, dict[str, 
             f"{request.name}: {duration:.1f} s long, above the limit max_duration={request.max_duration} s; "
             "trim the clip or raise max_duration in the video processor config"
         )
-    num_frames = request.num_frames if request.num_frames is not None else total
-    indices = official_frame_indices(total, num_frames)
+    indices = request.indices(total, fps, duration)
     try:
         # The first sampled frame alone first: it gives the frame size before a whole batch is allocated.
         first = reader.get_batch([int(indices[0])]).asnumpy()  # (1, H, W, 3)
@@ -412,9 +426,7 @@ def _decode_with_pyav(request: _DecodeRequest) -> tuple[np.ndarray, dict[str, An
                 f"{request.name}: frames are {width}x{height} = {height * width} pixels, above the limit "
                 f"max_frame_pixels={request.max_frame_pixels}; downscale the clip or raise the limit"
             )
-        indices = official_frame_indices(
-            total, request.num_frames if request.num_frames is not None else total
-        )
+        indices = request.indices(total, float(rate) if rate else None, last_time)
         wanted = {int(i) for i in indices}
         picked: dict[int, np.ndarray] = {}
         times: dict[int, float] = {}
@@ -582,12 +594,16 @@ def read_video(
     max_duration: float | None = 3600.0,
     decode_timeout: float | None = 120.0,
     decode_in_subprocess: bool = True,
+    sample_indices_fn: Callable[..., Any] | None = None,
 ) -> tuple[np.ndarray, HiLightVideoMetadata]:
-    """Decode ``num_frames`` frames of a video file by the official HiLight rule.
+    """Decode ``num_frames`` frames of a video file by the official HiLight rule (or ``sample_indices_fn``'s).
 
     Args:
         video: a path, the bytes of a file, or a binary file object (read to its end).
         num_frames: T; ``None`` decodes every frame.
+        sample_indices_fn: ``fn(metadata=VideoMetadata(total_num_frames, fps, duration)) -> indices`` instead of
+            the official rule (the convention of transformers' ``load_video``); a video processor passes its
+            ``sample_frames``.
         max_frame_pixels / max_duration: limits; above them ``VideoTooLargeError``. ``None`` = no limit.
         decode_timeout: seconds before the decoder is stopped (only with ``decode_in_subprocess``).
         decode_in_subprocess: decode in a forked child process (POSIX), so a hang or a crash of the native
@@ -630,6 +646,7 @@ def read_video(
         num_frames=num_frames,
         max_frame_pixels=max_frame_pixels,
         max_duration=max_duration,
+        sample_indices_fn=sample_indices_fn,
     )
     if decode_in_subprocess and hasattr(os, "fork"):
         import decord  # noqa: F401  (import before forking: the child must not import under a lock)

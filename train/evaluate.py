@@ -2,6 +2,7 @@
 95% bootstrap CIs over clips, beside the majority-answer and blind (shuffled-video) baselines.
 
     python train/evaluate.py --model DIR --data DIR [--split test] --out DIR
+    python train/evaluate.py --model DIR --data DIR --conversation --baselines "" --out DIR   # chat sessions
     python train/evaluate.py --compare A/report.json B/report.json [--out DIR]
 
 Writes report.json, report.md, accuracy.png, confusion_<type>.png and failures.jsonl to --out.
@@ -22,7 +23,14 @@ from pathlib import Path
 import torch
 
 from hilight_train.cli import run_main
-from hilight_train.evaluation import load_entries, majority_items, run_answers, scored_items, shuffled_videos
+from hilight_train.evaluation import (
+    load_entries,
+    majority_items,
+    run_answers,
+    run_conversations,
+    scored_items,
+    shuffled_videos,
+)
 from hilight_train.files import atomic_write_text
 from hilight_train.report import (
     build_report,
@@ -43,6 +51,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-new-tokens", type=int, default=96)
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N entries")
     p.add_argument("--baselines", default="majority,blind", help="comma list of majority, blind (or empty)")
+    p.add_argument(
+        "--conversation",
+        action="store_true",
+        help="ask every question about a clip in one chat session (seeded random order) instead of one "
+        "question per prompt",
+    )
     p.add_argument(
         "--dtype", choices=("bf16", "fp32"), default="bf16", help="bf16 autocast (fast on CPU) or fp32"
     )
@@ -96,7 +110,8 @@ def extras(items: list[dict]) -> dict:
 def check_answer_cache(args: argparse.Namespace) -> None:
     """The cached answers in --out belong to one model and generation setting: refuse to mix in another."""
     settings = {"model": str(args.model.resolve()), "split": args.split, "dtype": args.dtype,
-                "max_new_tokens": args.max_new_tokens, "data": str(args.data.resolve())}  # fmt: skip
+                "max_new_tokens": args.max_new_tokens, "data": str(args.data.resolve()),
+                "conversation": args.conversation, "seed": args.seed}  # fmt: skip
     path = args.out / "answer_cache.json"
     if path.is_file():
         cached = json.loads(path.read_text())
@@ -124,14 +139,20 @@ def main(argv: list[str] | None = None) -> int:
     run = {"max_new_tokens": args.max_new_tokens, "batch_size": args.batch_size, "desc": ""}
 
     with autocast:
-        answers = run_answers(
-            model,
-            processor,
-            entries,
-            args.data,
-            args.out / "predictions-model.jsonl",
-            **(run | {"desc": "model"}),
-        )
+        if args.conversation:
+            answers = run_conversations(
+                model, processor, entries, args.data, args.out / "predictions-conversation.jsonl", args.seed,
+                args.max_new_tokens,
+            )  # fmt: skip
+        else:
+            answers = run_answers(
+                model,
+                processor,
+                entries,
+                args.data,
+                args.out / "predictions-model.jsonl",
+                **(run | {"desc": "model"}),
+            )
         items = scored_items(entries, answers, args.time_tolerance)
         baselines = {}
         wanted = {b for b in args.baselines.split(",") if b}
@@ -164,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         "data": str(args.data),
         "split": args.split,
         "dtype": args.dtype,
+        "questions": "one chat session per clip, seeded order" if args.conversation else "one per prompt",
         "time_tolerance_s": args.time_tolerance,
         "majority_reference": majority_reference,
         "n_boot": args.n_boot,

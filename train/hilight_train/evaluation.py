@@ -9,13 +9,16 @@ Runs:
 - ``blind``: the same model on a *shuffled* video: every question gets the clip of another question's
   clip of the same game (a fixed derangement), so it sees a real table but not this shot;
 - ``majority``: no model: the most common true facts of the type in the train split (the split itself
-  when the dataset has no train split), scored like an answer.
+  when the dataset has no train split), scored like an answer;
+- ``conversation``: the model with every question about a clip asked in one chat session, in a seeded
+  random order (``run_conversations``), scored the same way as one question per prompt.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import zlib
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -173,6 +176,56 @@ def run_answers(
             os.fsync(f.fileno())
             done[item_id] = {"id": item_id, "answer": answer}
             bar.update(1)
+    return {e["id"]: done[e["id"]]["answer"] for e in entries}
+
+
+def conversation_order(entries: list[dict[str, Any]], seed: int = 0) -> dict[str, list[dict[str, Any]]]:
+    """clip -> its entries in a seeded random order (the same order for the same seed, in any process)."""
+    by_clip: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for e in entries:
+        by_clip[e["clip"]].append(e)
+    order = {}
+    for clip, chosen in by_clip.items():
+        rng = np.random.default_rng([seed, zlib.crc32(clip.encode("utf-8"))])
+        order[clip] = [chosen[i] for i in rng.permutation(len(chosen))]
+    return order
+
+
+def run_conversations(
+    model,
+    processor,
+    entries: list[dict[str, Any]],
+    data_dir: Path,
+    cache_path: Path,
+    seed: int = 0,
+    max_new_tokens: int = 96,
+    desc: str = "conversations",
+) -> dict[str, str]:
+    """id -> answer, every question about a clip asked in one chat session (``model.chat`` with
+    ``session=``: the video once, then follow-ups), in a seeded random order (`conversation_order`). Resumes
+    per clip: a conversation's answers are appended to ``cache_path`` when it ends."""
+    drop_torn_tail(cache_path)
+    done = read_cache(cache_path)
+    cache_path.parent.mkdir(parents=True, exist_ok=True)
+    with cache_path.open("a") as f, tqdm(total=len(entries), desc=desc) as bar:
+        for chosen in conversation_order(entries, seed).values():
+            if all(e["id"] in done for e in chosen):
+                bar.update(len(chosen))
+                continue
+            session, rows = None, []
+            for e in chosen:
+                video = str(resolve_under(data_dir, e["video"])) if session is None else None
+                with torch.inference_mode():
+                    answer, session = model.chat(
+                        processor, video, question_of(e), session=session, max_new_tokens=max_new_tokens,
+                        do_sample=False,
+                    )  # fmt: skip
+                rows.append({"id": e["id"], "answer": answer.strip(), "turn": len(rows)})
+                bar.update(1)
+            f.write("".join(json.dumps(r) + "\n" for r in rows))
+            f.flush()
+            os.fsync(f.fileno())
+            done.update({r["id"]: r for r in rows})
     return {e["id"]: done[e["id"]]["answer"] for e in entries}
 
 

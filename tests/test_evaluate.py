@@ -73,3 +73,50 @@ def test_cached_answers_of_another_setting_are_refused(evaluated, repo_root, tin
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert result.returncode != 0
     assert "other settings (max_new_tokens)" in result.stderr
+
+
+def test_conversation_mode_asks_every_question_of_a_clip_in_one_session(
+    repo_root, tiny_model_dir, tiny_dataset, tmp_path
+):
+    from hilight_train.evaluation import conversation_order
+
+    entries = load_entries(tiny_dataset, "test")[:8]
+    args = ["--model", tiny_model_dir, "--data", tiny_dataset, "--split", "test", "--out", tmp_path]
+    run_eval(repo_root, *args, "--conversation", "--baselines", "", "--max-new-tokens", "4", "--n-boot", "50",
+             "--limit", "8")  # fmt: skip
+    rows = [json.loads(ln) for ln in (tmp_path / "predictions-conversation.jsonl").read_text().splitlines()]
+    assert {r["id"] for r in rows} == {e["id"] for e in entries}
+    order = conversation_order(entries, seed=0)
+    by_id = {r["id"]: r for r in rows}
+    for chosen in order.values():  # turn k of a clip's session is the k-th question of its seeded order
+        assert [by_id[e["id"]]["turn"] for e in chosen] == list(range(len(chosen)))
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["overall"]["n"] == 8 and report["meta"]["questions"].startswith("one chat session")
+
+
+def test_shifted_datasets_keep_the_questions_and_change_the_pixels(repo_root, tiny_dataset, tmp_path):
+    import numpy as np
+
+    from hilight.processing_hilight import read_video
+    from hilight_train.shifts import SHIFTS
+
+    entries = load_entries(tiny_dataset, "test")
+    video = entries[0]["video"]
+    original, _ = read_video(tiny_dataset / video, num_frames=4, decode_in_subprocess=False)
+    for shift in SHIFTS:
+        out = tmp_path / shift
+        cmd = [sys.executable, str(repo_root / "train" / "make_shifted.py"), "--data", str(tiny_dataset)]
+        cmd += ["--split", "test", "--shift", shift, "--out", str(out)]
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert load_entries(out, "test") == entries  # the same questions, answers and facts
+        assert (out / "annotations_train.json").is_file()  # the majority baseline keeps its reference
+        frames, _ = read_video(out / video, num_frames=4, decode_in_subprocess=False)
+        if shift == "720p":
+            assert frames.shape[1:3] == (720, 1280)
+        else:
+            assert frames.shape == original.shape
+            diff = np.abs(frames.astype(int) - original.astype(int)).mean()
+            assert diff > (10 if shift == "colour" else 0.3), (shift, diff)
+    compressed = (tmp_path / "compress" / video).stat().st_size
+    assert compressed < (tiny_dataset / video).stat().st_size

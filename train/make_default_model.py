@@ -13,7 +13,9 @@ Steps (each skipped when its output is already complete, so re-running resumes):
     eval     train/evaluate.py         exact scores of the exported model on the test split, with majority and
                                        blind baselines
     heldout  train/make_data.py + evaluate.py  the same on the test split of a dataset of another seed
-                                       (``--heldout_seed``), which no training step saw: the headline scores
+                                       (``--heldout_seed``), which no training step saw: the headline scores;
+                                       then in one chat session per clip (``--conversation``) and under
+                                       each shift of ``train/make_shifted.py`` (colour, compress, 720p)
     install  copy the exported model to the repo root, pick example clips, write examples/questions.json
 
     python train/make_default_model.py --work outputs/default [--clips 1500] [--install]
@@ -31,6 +33,7 @@ from pathlib import Path
 from hilight_train.cli import run_main
 from hilight_train.model_folder import export_inference_folder
 from hilight_train.pipeline import Recipe
+from hilight_train.shifts import SHIFTS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TRAIN = REPO_ROOT / "train"
@@ -148,6 +151,16 @@ def main() -> int:
                 args.heldout_seed, "--games", GAMES, "--workers", args.workers)
     recipe.step("heldout_eval", work / "eval_heldout", "evaluate.py", "--model", work / "final", "--data", heldout,
                 "--split", "test", "--out", work / "eval_heldout")
+    # the same questions asked in one chat session per clip, and under shifts the engine never produces
+    recipe.step("conversation_eval", work / "eval_heldout_conversation", "evaluate.py", "--model", work / "final",
+                "--data", heldout, "--split", "test", "--conversation", "--baselines", "",
+                "--out", work / "eval_heldout_conversation")
+    for shift in SHIFTS:
+        shifted = work / f"{heldout.name}_{shift}"
+        recipe.step(f"shift_{shift}", shifted, "make_shifted.py", "--data", heldout, "--split", "test", "--shift",
+                    shift, "--out", shifted)
+        recipe.step(f"shift_{shift}_eval", work / f"eval_heldout_{shift}", "evaluate.py", "--model", work / "final",
+                    "--data", shifted, "--split", "test", "--baselines", "majority", "--out", work / f"eval_heldout_{shift}")
     # fmt: on
     print(f"wall time of all steps: {recipe.total_seconds:.0f} s ({json.dumps(recipe.timings)})")
     if args.install:

@@ -18,7 +18,6 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from hilight.processing_hilight import read_video
 from hilight_train.billiards.video import write_mp4
 from hilight_train.cli import run_main
 from hilight_train.data import resolve_under
@@ -34,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--shift", required=True, choices=sorted(SHIFTS))
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
+    from hilight.processing_hilight import read_video  # the package `hilight` is registered by hilight_train
+
     if args.out.resolve() == args.data.resolve():
         p.error("--out must differ from --data (the shifted clips would replace the originals)")
     entries = load_entries(args.data, args.split)

@@ -545,7 +545,8 @@ class TokenMining(nn.Module):
          Di / Q consecutive scalars of its frame. This layout is what the official weights were trained with;
          `query_layout="per_query"` is the alternative where row k holds ReLU(w[k] * a[v, t, :] + b[k]).
       3. q = Linear(LN(queries)), k = Linear(LN_k(video)), v = Linear(LN_v(video)), width D.
-      4. attention = softmax(nan_to_num(q @ k^T / sqrt(D))) over all CLIP-ViP tokens; mined = attention @ v.
+      4. attention = softmax(nan_to_num(q @ k^T / sqrt(D))) over all CLIP-ViP tokens; mined = attention @ v
+         (+ q with `config.query_residual`, not official).
       5. out = ReLU(Linear(H, H)(ReLU(Linear(D, H)(LN(mined))))).
     """
 
@@ -593,6 +594,8 @@ class TokenMining(nn.Module):
         scores = q @ (k.transpose(1, 2) / math.sqrt(q.shape[-1]))  # (V, T*Q, L)
         attn = torch.nan_to_num(scores).softmax(dim=-1)  # (V, T*Q, L)
         mined = attn @ v  # (V, T*Q, D)
+        if self.config.query_residual:
+            mined = mined + q
         return self.output(mined), attn  # (V, T*Q, H)
 
 

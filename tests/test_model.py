@@ -197,6 +197,29 @@ def test_token_mining_per_query_layout():
         tiny_config(token_mining_config={"query_layout": "transposed"})
 
 
+def test_token_mining_query_residual():
+    """`query_residual` adds the projected queries to the mined features before the output MLP; off, the
+    output depends on the queries only through the attention weights (official)."""
+    torch.manual_seed(0)
+    on = HiLightForConditionalGeneration(
+        tiny_config(token_mining_config={"query_residual": True})
+    ).token_mining
+    off = HiLightForConditionalGeneration(
+        tiny_config(token_mining_config={"query_residual": False})
+    ).token_mining
+    off.load_state_dict(on.state_dict())
+    cfg = on.config
+    hidden = torch.randn(2, 4 + FRAMES * 6, cfg.video_hidden_size)  # (V, L, Dv)
+    frames = torch.randn(2, FRAMES, cfg.image_embed_dim)  # (V, T, Di)
+    with torch.no_grad():
+        q = on.query_proj(on.query_norm(on.frame_queries(frames)))  # (V, T*Q, D)
+        video = F.relu(on.video_proj(hidden))
+        mined = off(hidden, frames)[1] @ on.value_proj(on.value_norm(video))  # attention @ v, (V, T*Q, D)
+        assert torch.allclose(off(hidden, frames)[0], on.output(mined), atol=1e-5)
+        assert torch.allclose(on(hidden, frames)[0], on.output(mined + q), atol=1e-5)
+        assert not torch.allclose(on(hidden, frames)[0], off(hidden, frames)[0], atol=1e-3)
+
+
 def test_video_features_and_cached_inputs_agree(model):
     pixels = clip(2)
     with torch.no_grad():

@@ -551,6 +551,21 @@ def test_merge_by_video_makes_one_conversation_per_clip(annotations):
     assert [m.messages for m in reseeded] != [m.messages for m in merged]
 
 
+def test_merge_orders_give_each_clip_conversations_in_other_orders(annotations):
+    from hilight_train.training import load_rows
+
+    one = load_rows(annotations, split="train", merge_videos=True, seed=0)
+    three = load_rows(annotations, split="train", merge_videos=True, seed=0, merge_orders=3)
+    assert len(three) == 3 * len(one) and len(set(three["id"])) == len(three)
+    assert three["messages_json"][: len(one)] == one["messages_json"]  # the first order is merge_videos' own
+    for k in (1, 2):
+        block = three.select(range(k * len(one), (k + 1) * len(one)))
+        assert block["video"] == one["video"]
+        assert sorted(block["messages_json"]) != sorted(one["messages_json"])  # another question order
+    with pytest.raises(ValueError, match="merge_orders"):
+        load_rows(annotations, split="train", merge_videos=True, merge_orders=0)
+
+
 def test_stage2_trains_the_towers_end_to_end_from_the_frame_cache(base_dir, annotations, tmp_path):
     out = tmp_path / "e2e"
     argv = sft_argv(base_dir, annotations, out, max_train_samples=12, max_steps=2, save_strategy="no",

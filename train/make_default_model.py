@@ -7,7 +7,9 @@ Steps (each skipped when its output is already complete, so re-running resumes):
                                        scene stream and the dataset's train clips, from their exact per-frame
                                        labels (heads dropped afterwards)
     percept  train/perception_report.py  what the frozen towers see, on the dataset's train/test clips
-    stage1   train/stage1_align.py     TokenMining alignment from the feature cache (towers, LM frozen)
+    stage1   train/stage1_align.py     TokenMining alignment from the feature cache (towers, LM frozen); skipped
+                                       by default (``--stage1-epochs 0``): with the random LM of a from-scratch
+                                       model it aligns nothing and erases what the vision tokens carry
     stage2   train/stage2_sft.py       instruction tuning (full fine-tuning of the small LM + TokenMining)
     export   the shipped form of stage 2: bf16 weights, the towers' text encoders (stage 0 only) dropped
     eval     train/evaluate.py         exact scores of the exported model on the test split, with majority and
@@ -115,8 +117,13 @@ def main() -> int:
     p.add_argument(
         "--stage0-scenes", type=int, default=14400, help="training rows of stage 0 (scenes + clips)"
     )
-    p.add_argument("--stage1-epochs", type=float, default=1)
-    p.add_argument("--stage2-epochs", type=float, default=3)
+    p.add_argument(
+        "--stage1-epochs",
+        type=float,
+        default=0,
+        help="0 skips stage 1 (the default: its frozen LM is random here, see the README), stage 2 starts from stage 0",
+    )
+    p.add_argument("--stage2-epochs", type=float, default=4)
     p.add_argument(
         "--install", action="store_true", help="copy the result to the repo root (the shipped model)"
     )
@@ -137,11 +144,14 @@ def main() -> int:
                 "--scenes", args.stage0_scenes, "--clips_data", data)
     recipe.step("percept", work / "perception", "perception_report.py", "--model", work / "stage0", "--data", data,
                 "--max_train_clips", 600, "--cnn_steps", 200, "--out", work / "perception")
-    recipe.step("stage1", work / "stage1", "stage1_align.py", "--config", "train/configs/tiny/stage1.yaml",
-                "--model_name_or_path", work / "stage0", "--train_data", ann, "--output_dir", work / "stage1",
-                "--num_train_epochs", args.stage1_epochs)
+    stage2_start = work / "stage0"
+    if args.stage1_epochs > 0:
+        recipe.step("stage1", work / "stage1", "stage1_align.py", "--config", "train/configs/tiny/stage1.yaml",
+                    "--model_name_or_path", work / "stage0", "--train_data", ann, "--output_dir", work / "stage1",
+                    "--num_train_epochs", args.stage1_epochs)
+        stage2_start = work / "stage1"
     recipe.step("stage2", work / "stage2", "stage2_sft.py", "--config", "train/configs/tiny/stage2.yaml",
-                "--model_name_or_path", work / "stage1", "--train_data", ann, "--output_dir", work / "stage2",
+                "--model_name_or_path", stage2_start, "--train_data", ann, "--output_dir", work / "stage2",
                 "--num_train_epochs", args.stage2_epochs)
     recipe.call("export", work / "final", export_inference_folder, work / "stage2", work / "final")
     recipe.step("eval", work / "eval", "evaluate.py", "--model", work / "final", "--data", data,

@@ -7,6 +7,7 @@ clip becomes one vector per representation:
     video_frames    CLIP-ViP patch tokens averaged per frame            (T*Dv)
     image_frames    Long-CLIP per-frame embeddings                      (T*Di)
     vision_tokens   TokenMining's output averaged over its tokens       (H)
+    vision_last     TokenMining's tokens of the last frame, concatenated (Q*H)
 
 A multinomial logistic regression (AdamW, weight decay, standardised inputs) per question type with one
 answer per clip is fit on the train split and scored on the test split, beside the train split's majority
@@ -52,6 +53,7 @@ def clip_features(model, processor, videos: list[str], frames: FrameCache | None
             "video_frames": h[:, M:].reshape(V, T, -1, h.shape[-1]).mean(2).flatten(1),
             "image_frames": e.flatten(1),
             "vision_tokens": v.mean(1),
+            "vision_last": v.reshape(V, T, -1, v.shape[-1])[:, -1].flatten(1),
         }
         for k, x in reps.items():
             out.setdefault(k, []).append(x)

@@ -107,6 +107,12 @@ class SFTScriptArguments:
             "once per clip per step instead of once per question."
         },
     )
+    merge_orders: int = field(
+        default=1,
+        metadata={
+            "help": "With --merge_videos: conversations per video, each in another seeded question order."
+        },
+    )
     cache_dtype: str = field(
         default="bfloat16",
         metadata={"help": "Storage dtype of cached features: bfloat16 or float32 (parity)."},
@@ -202,6 +208,7 @@ def _load_split(
         split=split,
         types=types,
         merge_videos=script_args.merge_videos,
+        merge_orders=script_args.merge_orders,
         seed=training_args.seed,
         **kw,
     )

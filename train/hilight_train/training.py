@@ -68,9 +68,12 @@ def load_rows(
     limit: int | None = None,
     merge_videos: bool = False,
     seed: int = 0,
+    merge_orders: int = 1,
 ) -> Dataset:
     """Training rows from a conversation file, optionally one ``split`` and some question ``types`` only;
-    with ``merge_videos`` one multi-turn conversation per video (``hilight_train.data.merge_by_video``)."""
+    with ``merge_videos`` one multi-turn conversation per video (``hilight_train.data.merge_by_video``), or
+    ``merge_orders`` of them, each in its own seeded question order (so each question type also comes first,
+    as in a one-question prompt, for some clips)."""
     samples = load_samples(path, video_root)
     if split:
         samples = [s for s in samples if s.extra.get("split", split) == split]
@@ -79,8 +82,15 @@ def load_rows(
         samples = [s for s in samples if s.type in wanted]
     if limit is not None:
         samples = samples[:limit]
+    if merge_orders < 1:
+        raise ValueError(f"merge_orders must be at least 1, got {merge_orders}")
     if merge_videos:
-        samples = merge_by_video(samples, seed)
+        merged = [merge_by_video(samples, seed)]
+        for k in range(1, merge_orders):  # the same conversations in other orders, ids told apart by "#k"
+            merged.append(
+                [dataclasses.replace(s, id=f"{s.id}#{k}") for s in merge_by_video(samples, seed + k)]
+            )
+        samples = [s for group in merged for s in group]
     return rows_from_samples(samples)
 
 

@@ -10,6 +10,8 @@ Needs `/usr/bin/chromium` (Debian: `apt-get install chromium`; override with HIL
 Every wait is bounded and the server is always stopped.
 """
 
+import contextlib
+import json
 import os
 import signal
 import socket
@@ -77,13 +79,9 @@ def _stop(process: subprocess.Popen) -> None:
             process.wait(timeout=15)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    root = tmp_path_factory.mktemp("space")
-    folder = build_tiny_model(root / "model")
-    examples = root / "examples"
-    write_clip(examples / "break_shot.mp4", seed=0)
-    write_clip(examples / "corner_pot.mp4", seed=1)
+@contextlib.contextmanager
+def _serve(folder: Path, examples: Path, root: Path):
+    """The Space (`space/app.py`) on `folder`'s model and `examples`' clips, on a free local port."""
     port = _free_port()
     env = {
         **os.environ,
@@ -111,6 +109,24 @@ def server(tmp_path_factory):
         yield {"url": url, "root": root, "examples": examples}
     finally:
         _stop(process)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("space")
+    folder = build_tiny_model(root / "model")
+    examples = root / "examples"
+    write_clip(examples / "break_shot.mp4", seed=0)
+    write_clip(examples / "corner_pot.mp4", seed=1)
+    with _serve(folder, examples, root) as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def bundled_server(tmp_path_factory):
+    """The Space as a Hub user starts it: the bundled default model at the repo root and its example clips."""
+    with _serve(REPO_ROOT, REPO_ROOT / "examples", tmp_path_factory.mktemp("bundled")) as served:
+        yield served
 
 
 @pytest.fixture
@@ -202,3 +218,29 @@ def test_space_in_a_browser(server, page, tmp_path):
     page.screenshot(path=str(ARTIFACTS / "space_corrupt_upload.png"), full_page=True)
     with urllib.request.urlopen(server["url"], timeout=10) as response:
         assert response.status == 200
+
+
+def test_the_bundled_model_answers_in_the_space(bundled_server, page):
+    """The first example clip and its first question of `examples/questions.json` (the install's fixed
+    rule): the Space gives the answer the Python API gives (fp32, greedy, as the Space runs by default), screenshotted
+    for the README (`docs/`)."""
+    import torch
+    from transformers import AutoModel, AutoProcessor
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    first = json.loads((REPO_ROOT / "examples" / "questions.json").read_text())[0]
+    model = AutoModel.from_pretrained(str(REPO_ROOT), trust_remote_code=True, dtype=torch.float32).eval()
+    processor = AutoProcessor.from_pretrained(str(REPO_ROOT), trust_remote_code=True)
+    expected, _ = model.chat(
+        processor, str(REPO_ROOT / "examples" / first["clip"]), first["question"], max_new_tokens=64
+    )
+    page.goto(bundled_server["url"], timeout=STEP_TIMEOUT_MS)
+    _wait_status(page, "Upload a clip")
+    page.get_by_text(first["clip"]).first.click()
+    assert first["clip"] in _wait_status(page, "loaded")
+    page.fill("#question textarea", first["question"])
+    page.click("#ask")
+    _wait_status(page, "Answered")
+    answer = page.locator("#chat .bot, #chat [data-testid=bot]").last.inner_text().strip()
+    assert answer == expected.strip()
+    page.screenshot(path=str(ARTIFACTS / "bundled_answer.png"), full_page=True)

@@ -10,7 +10,8 @@ Steps (each skipped when its output is already complete, so re-running resumes):
     stage1   train/stage1_align.py     TokenMining alignment from the feature cache (towers, LM frozen); skipped
                                        by default (``--stage1-epochs 0``): with the random LM of a from-scratch
                                        model it aligns nothing and erases what the vision tokens carry
-    stage2   train/stage2_sft.py       instruction tuning (full fine-tuning of the small LM + TokenMining)
+    stage2   train/stage2_sft.py       instruction tuning: full fine-tuning of the small LM on whole-clip
+                                       conversations, TokenMining frozen (``train/configs/tiny/stage2.yaml``)
     export   the shipped form of stage 2: bf16 weights, the towers' text encoders (stage 0 only) dropped
     eval     train/evaluate.py         exact scores of the exported model on the test split, with majority and
                                        blind baselines

@@ -101,7 +101,10 @@ class HiLightVideoProcessorKwargs(VideosKwargs, total=False):
     max_frame_pixels (`int`): largest accepted decoded frame (height * width); default 8K (7680 * 4320).
     max_duration (`float`): longest accepted video in seconds; default 3600.
     decode_timeout (`float`): seconds before a decode is stopped; default 120.
-    decode_in_subprocess (`bool`): decode in a forked child (crash and hang safe); default True.
+    decode_in_subprocess (`bool`): decode in a forked child, so a decoder crash or hang on a hostile file
+        raises instead of taking the process down (the Space turns it on for uploads); default False, as
+        transformers' ``load_video`` decodes: forking a process that holds a large model costs more than the
+        decode itself, and fork is unsafe in multi-threaded processes on macOS.
     """
 
     max_frame_pixels: int | None
@@ -201,7 +204,7 @@ class HiLightVideoProcessor(VideoProcessorMixin):
     max_frame_pixels = 7680 * 4320
     max_duration = 3600.0
     decode_timeout = 120.0
-    decode_in_subprocess = True
+    decode_in_subprocess = False
 
     def __init__(self, **kwargs: Unpack[HiLightVideoProcessorKwargs]):
         super().__init__(**kwargs)

@@ -5,8 +5,9 @@ What is notable:
 - Cheap pure-Python checks first (file exists, container signature, container size fields that reveal
   truncation: MP4 boxes, the Matroska Segment, the AVI RIFF size; decord would otherwise silently sample a
   truncated WebM/AVI as if its surviving part were the whole video).
-- Then decord decodes, by default in a forked child process with a timeout, so a decoder that hangs or
-  crashes on a hostile file costs an exception, not the caller's process. What decord cannot read (tiny
+- Then decord decodes, in process by default, or with ``decode_in_subprocess`` in a forked child process
+  with a timeout, so a decoder that hangs or crashes on a hostile file costs an exception, not the caller's
+  process (the Space decodes uploads so). What decord cannot read (tiny
   frames, AV1 in Matroska, GIF, some rotated clips) PyAV reads with the same sampling, display rotation
   applied.
 - Each failure has its own exception class (all subclass ``VideoReadError``, a ``ValueError``), with FFmpeg's
@@ -531,7 +532,7 @@ def _run_in_child(function: Callable[[], Any], timeout: float | None, name: str)
     A child that hangs is killed after ``timeout`` seconds (``VideoDecodeTimeoutError``); a child that dies
     (segfault, out of memory) becomes ``VideoDecoderCrashedError``. The child shares the parent's memory
     copy-on-write (nothing to import or load), and array results travel out of band through a pipe (its cost
-    is in ``benchmarks/RESULTS.md``). ``decode_in_subprocess=False`` skips it.
+    is in ``benchmarks/RESULTS.md``). ``read_video(..., decode_in_subprocess=True)`` uses it.
     """
     read_fd, write_fd = os.pipe()
     pid = os.fork()
@@ -593,7 +594,7 @@ def read_video(
     max_frame_pixels: int | None = 7680 * 4320,
     max_duration: float | None = 3600.0,
     decode_timeout: float | None = 120.0,
-    decode_in_subprocess: bool = True,
+    decode_in_subprocess: bool = False,
     sample_indices_fn: Callable[..., Any] | None = None,
 ) -> tuple[np.ndarray, HiLightVideoMetadata]:
     """Decode ``num_frames`` frames of a video file by the official HiLight rule (or ``sample_indices_fn``'s).
@@ -607,7 +608,7 @@ def read_video(
         max_frame_pixels / max_duration: limits; above them ``VideoTooLargeError``. ``None`` = no limit.
         decode_timeout: seconds before the decoder is stopped (only with ``decode_in_subprocess``).
         decode_in_subprocess: decode in a forked child process (POSIX), so a hang or a crash of the native
-            decoder raises an exception here instead of taking the process down.
+            decoder raises an exception here instead of taking the process down; for untrusted files.
 
     Returns:
         (uint8 numpy array [T, H, W, 3] RGB, ``HiLightVideoMetadata``).

@@ -164,6 +164,7 @@ class HiLightSpace:
                 video_kwargs={
                     "max_duration": self.config.max_duration_s,
                     "decode_timeout": self.config.decode_timeout_s,
+                    "decode_in_subprocess": True,  # uploads are untrusted: a decoder crash or hang must not take the Space down
                 },
             )
         return state

@@ -97,6 +97,16 @@ def test_load_video_shows_frames_and_rejects_bad_uploads(space, examples, tmp_pa
     assert state.session.videos == [good]  # failed uploads leave nothing behind
 
 
+def test_uploads_are_decoded_in_a_child_process_with_the_spaces_timeout(loaded, folder, examples):
+    # the library decodes in process by default; the Space isolates untrusted uploads, so its timeout applies
+    config = space_app.SpaceConfig(model_id=str(folder), examples_dir=examples, decode_timeout_s=1e-4)
+    _, status, state = space_app.HiLightSpace(*loaded, config).load_video(
+        str(examples / "break_shot.mp4"), None
+    )
+    assert status.startswith("⚠️") and "decode_timeout" in status, status
+    assert state.current is None
+
+
 def test_a_failed_upload_after_a_good_clip_leaves_no_clip_current(space, examples, tmp_path):
     """A directory, a FIFO or a dangling symlink as the upload: the earlier clip is no longer current, so the
     next question is not answered about it."""

@@ -170,7 +170,8 @@ class HiLightVideoProcessor(VideoProcessorMixin):
     ``video_processor(videos, num_frames=T, return_tensors="pt")`` accepts one video or a list of them;
     a video is a path, bytes, a binary file object, or decoded RGB frames (numpy array or tensor
     [T, H, W, 3], uint8 scale 0..255), and a 5-D array [B, T, H, W, 3] is a batch. It returns
-    ``pixel_values`` float [B, T, 3, H', W'] and ``video_metadata`` (one ``HiLightVideoMetadata`` per video:
+    ``pixel_values_videos`` float [B, T, 3, H', W'] (transformers' name for video inputs; the model also
+    takes it as ``pixel_values``) and ``video_metadata`` (one ``HiLightVideoMetadata`` per video:
     frame indices, timestamps in seconds, fps, duration, size). Decoded frames are sampled by the same rule
     (a clip that already has T frames is kept as is).
 
@@ -184,7 +185,7 @@ class HiLightVideoProcessor(VideoProcessorMixin):
             ``HiLightVideoProcessorKwargs``.
     """
 
-    model_input_names: ClassVar[list[str]] = ["pixel_values"]
+    model_input_names: ClassVar[list[str]] = ["pixel_values_videos"]
     valid_kwargs = HiLightVideoProcessorKwargs
 
     num_frames = 12
@@ -379,7 +380,7 @@ class HiLightVideoProcessor(VideoProcessorMixin):
             pixel_values = torch.stack(pixel_values)  # (B, T, 3, H', W')
             if str(return_tensors) not in ("pt", "TensorType.PYTORCH"):
                 pixel_values = pixel_values.numpy()
-        data = {"pixel_values": pixel_values}
+        data = {"pixel_values_videos": pixel_values}
         if return_metadata:
             data["video_metadata"] = metadata
         return BatchFeature(data=data, skip_tensor_conversion=["video_metadata"])
@@ -405,7 +406,7 @@ class HiLightProcessor(ProcessorMixin):
     r"""Joins ``HiLightVideoProcessor`` and a tokenizer.
 
     ``processor(text=..., videos=..., return_tensors="pt")`` returns ``input_ids`` and ``attention_mask``
-    (left padding for batches) and ``pixel_values`` float [V, T, 3, H, W] (V = videos in text order). Every
+    (left padding for batches) and ``pixel_values_videos`` float [V, T, 3, H, W] (V = videos in text order). Every
     ``<video>`` in the text becomes ``T * tokens_per_frame`` copies of the ``<video>`` token (the model
     replaces them with its vision tokens); the number of placeholders must equal the number of videos.
 
@@ -529,7 +530,9 @@ class HiLightProcessor(ProcessorMixin):
 
     def _process_videos(self, videos: Any, **kwargs: Any):
         processed = self.video_processor(videos, **kwargs)
-        replacements = [self.replace_video_token(processed, i) for i in range(len(processed["pixel_values"]))]
+        replacements = [
+            self.replace_video_token(processed, i) for i in range(len(processed["pixel_values_videos"]))
+        ]
         return processed, replacements
 
     def expand_video_tokens(
@@ -561,12 +564,12 @@ class HiLightProcessor(ProcessorMixin):
         return out, source
 
     def replace_video_token(self, video_inputs: dict, video_idx: int, **kwargs: Any) -> str:
-        num_frames = len(video_inputs["pixel_values"][video_idx])
+        num_frames = len(video_inputs["pixel_values_videos"][video_idx])
         return self.video_token * (num_frames * self.tokens_per_frame)
 
     @property
     def model_input_names(self) -> list[str]:
-        return ["input_ids", "attention_mask", "pixel_values"]
+        return ["input_ids", "attention_mask", "pixel_values_videos"]
 
 
 HiLightVideoProcessor.register_for_auto_class("AutoVideoProcessor")

@@ -111,7 +111,7 @@ def test_bad_frame_arrays_are_refused(case):
     ids=["uint8", "float32 0..255", "uint8 tensor", "one black float frame"],
 )
 def test_valid_frame_arrays_are_read(frames):
-    out = HiLightVideoProcessor(num_frames=2)(frames, return_tensors="pt")["pixel_values"]
+    out = HiLightVideoProcessor(num_frames=2)(frames, return_tensors="pt")["pixel_values_videos"]
     assert out.shape == (1, 2, 3, 224, 224) and torch.isfinite(out).all()
 
 

@@ -95,7 +95,7 @@ def test_official_frame_indices_and_pixels_match_fixture():
     meta = json.loads((FIXTURES / "processor" / "frames_meta.json").read_text())
     expected = load_file(FIXTURES / "processor" / "frames.safetensors")["pixel_values"]  # (12, 3, 224, 224)
     out = HiLightVideoProcessor()(str(FIXTURE_VIDEO), num_frames=12, return_tensors="pt")
-    pixel_values, metadata = out["pixel_values"], out["video_metadata"][0]
+    pixel_values, metadata = out["pixel_values_videos"], out["video_metadata"][0]
     assert pixel_values.shape == (1, 12, 3, 224, 224)
     assert metadata.frames_indices == meta["frame_indices"]
     assert metadata.total_num_frames == meta["decord_num_frames"]
@@ -158,7 +158,7 @@ def test_variable_frame_rate_gives_real_timestamps(clips):
 @pytest.mark.parametrize(("name", "count"), [("one", 1), ("ten", 10)])
 def test_videos_shorter_than_t_repeat_frames(clips, name, count):
     out = HiLightVideoProcessor()(clips[name], return_tensors="pt")
-    assert out["pixel_values"].shape == (1, 12, 3, 224, 224)
+    assert out["pixel_values_videos"].shape == (1, 12, 3, 224, 224)
     assert out["video_metadata"][0].frames_indices == official_frame_indices(count, 12).tolist()
 
 
@@ -179,12 +179,12 @@ def test_wrong_frame_count_in_container_header_is_ignored(clips, tmp_path):
 def test_every_input_form_gives_the_same_pixels(clips):
     vp = HiLightVideoProcessor(num_frames=6)
     path = clips["h264_mp4"]
-    expected = vp(videos=path, num_frames=6, return_tensors="pt")["pixel_values"]
+    expected = vp(videos=path, num_frames=6, return_tensors="pt")["pixel_values_videos"]
     all_frames, _ = read_video(
         path, num_frames=None
     )  # (30, H, W, 3): decoded frames are sampled the same way
     with open(path, "rb") as f:
-        from_file = vp(f, return_tensors="pt")["pixel_values"]
+        from_file = vp(f, return_tensors="pt")["pixel_values_videos"]
     for video in (
         str(path),
         path.read_bytes(),
@@ -192,10 +192,11 @@ def test_every_input_form_gives_the_same_pixels(clips):
         all_frames,
         torch.from_numpy(all_frames),
     ):
-        assert torch.equal(vp(video, return_tensors="pt")["pixel_values"], expected), type(video)
+        assert torch.equal(vp(video, return_tensors="pt")["pixel_values_videos"], expected), type(video)
     assert torch.equal(from_file, expected)
     assert torch.equal(
-        vp(list(all_frames[official_frame_indices(30, 6)]), return_tensors="pt")["pixel_values"], expected
+        vp(list(all_frames[official_frame_indices(30, 6)]), return_tensors="pt")["pixel_values_videos"],
+        expected,
     )
 
 
@@ -204,10 +205,10 @@ def test_batch_of_videos_and_preset_config(clips):
         num_frames=5, size={"height": 40, "width": 56}, image_mean=[0.5] * 3, image_std=[0.5] * 3
     )
     out = vp([clips["h264_mp4"], clips["vp9_webm"], clips["ten"]], return_tensors="pt")
-    assert out["pixel_values"].shape == (3, 5, 3, 40, 56)  # (B, T, C, H, W)
+    assert out["pixel_values_videos"].shape == (3, 5, 3, 40, 56)  # (B, T, C, H, W)
     assert [m.total_num_frames for m in out["video_metadata"]] == [30, 30, 10]
     assert (
-        out["pixel_values"].min() >= -1.5 and out["pixel_values"].max() <= 1.5
+        out["pixel_values_videos"].min() >= -1.5 and out["pixel_values_videos"].max() <= 1.5
     )  # (x - 0.5) / 0.5, bicubic overshoot
 
 
@@ -281,7 +282,9 @@ def test_size_and_duration_limits(clips):
         HiLightVideoProcessor(max_frame_pixels=64 * 64)(clips["h264_mp4"])
     with pytest.raises(VideoTooLargeError, match="max_duration"):
         HiLightVideoProcessor()(clips["h264_mp4"], max_duration=1.0)
-    assert HiLightVideoProcessor(max_frame_pixels=None, max_duration=None)(clips["h264_mp4"])["pixel_values"]
+    assert HiLightVideoProcessor(max_frame_pixels=None, max_duration=None)(clips["h264_mp4"])[
+        "pixel_values_videos"
+    ]
 
 
 def test_hanging_decoder_is_stopped_and_crashing_decoder_is_contained():
@@ -332,7 +335,7 @@ def test_processor_expands_placeholders_and_left_pads(processor, clips):
         videos=[clips["h264_mp4"], clips["vp9_webm"], clips["ten"]],
         return_tensors="pt",
     )
-    assert out["pixel_values"].shape == (3, 4, 3, 32, 32)  # (V, T, C, H, W)
+    assert out["pixel_values_videos"].shape == (3, 4, 3, 32, 32)  # (V, T, C, H, W)
     per_video = 4 * 2  # num_frames * tokens_per_frame
     assert (out["input_ids"] == video_id).sum(dim=1).tolist() == [per_video, 2 * per_video]
     first = out["attention_mask"][0]

@@ -135,7 +135,7 @@ def test_feature_cache_stores_tower_outputs_and_refuses_other_models(base_dir, e
     hidden, frames = cache.load(videos)
     assert hidden.dtype == torch.bfloat16 and (tmp_path / "fingerprint.json").exists()
     with torch.no_grad():
-        pixel_values = processor.video_processor(videos, return_tensors="pt")["pixel_values"]
+        pixel_values = processor.video_processor(videos, return_tensors="pt")["pixel_values_videos"]
         feats = model.get_video_features(pixel_values, return_intermediates=True)
     torch.testing.assert_close(hidden.float(), feats.video_hidden_states, rtol=1e-2, atol=2e-2)
     torch.testing.assert_close(frames.float(), feats.frame_embeds, rtol=1e-2, atol=2e-2)
@@ -513,8 +513,8 @@ def test_frame_cache_gives_the_processors_pixels_exactly(base_dir, engine_data, 
     videos = sorted(str(p) for p in (engine_data / "videos").glob("*.mp4"))[:4]
     cache = open_frame_cache(tmp_path / "fc", video_processor, videos, workers=2, progress=False)
     assert cache.missing(videos) == [] and len(list((tmp_path / "fc").glob("*.npy"))) == 4
-    from_files = video_processor(videos, return_tensors="pt")["pixel_values"]
-    from_cache = video_processor(cache.load(videos), return_tensors="pt")["pixel_values"]
+    from_files = video_processor(videos, return_tensors="pt")["pixel_values_videos"]
+    from_cache = video_processor(cache.load(videos), return_tensors="pt")["pixel_values_videos"]
     assert from_cache.shape == from_files.shape and torch.equal(from_cache, from_files)
     other = copy.deepcopy(video_processor)
     other.num_frames = video_processor.num_frames + 1
@@ -522,7 +522,7 @@ def test_frame_cache_gives_the_processors_pixels_exactly(base_dir, engine_data, 
         FrameCache(tmp_path / "fc", other)
     fresh = FrameCache(tmp_path / "fc2", video_processor)  # a clip not cached yet is decoded on demand
     assert torch.equal(
-        video_processor(fresh.load(videos[:1]), return_tensors="pt")["pixel_values"], from_files[:1]
+        video_processor(fresh.load(videos[:1]), return_tensors="pt")["pixel_values_videos"], from_files[:1]
     )
 
 

@@ -49,7 +49,7 @@ def last_frames(
     videos = [str(data / e["video"]) for e in entries]
     sources = frames.load(videos) if frames is not None else [video_processor.load(v)[0] for v in videos]
     pixels = video_processor([s[-1:] for s in sources], num_frames=1, return_tensors="pt")
-    return pixels["pixel_values"][:, 0], [json.dumps(e["facts"]) for e in entries]
+    return pixels["pixel_values_videos"][:, 0], [json.dumps(e["facts"]) for e in entries]
 
 
 def train_and_score(model, x_tr, y_tr, x_te, y_te, steps: int, lr: float, batch: int, seed: int) -> dict:

@@ -42,7 +42,9 @@ def clip_features(model, processor, videos: list[str], frames: FrameCache | None
     for i in tqdm(range(0, len(videos), batch), desc="towers", unit="batch"):
         chunk = videos[i : i + batch]
         sources = frames.load(chunk) if frames is not None else chunk
-        pixels = processor.video_processor(sources, return_tensors="pt")["pixel_values"]  # (V, T, 3, H, W)
+        pixels = processor.video_processor(sources, return_tensors="pt")[
+            "pixel_values_videos"
+        ]  # (V, T, 3, H, W)
         with torch.autocast("cpu", dtype=torch.bfloat16):
             f = model.get_video_features(pixels, return_intermediates=True)
         h, e, v = f.video_hidden_states.float(), f.frame_embeds.float(), f.video_embeds.float()

@@ -239,7 +239,7 @@ def build_feature_cache(
     for start in range(0, len(todo), batch_size):
         chunk = todo[start : start + batch_size]
         pixel_values = processor.video_processor(chunk, return_tensors="pt")[
-            "pixel_values"
+            "pixel_values_videos"
         ]  # (V, T, 3, H, W)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             hidden = model.video_tower(pixel_values)  # (V, M + T*P, Dv)

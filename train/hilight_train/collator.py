@@ -11,7 +11,7 @@ video path ("" for a text-only sample). The collator
    headers, the vision placeholders, padding) is labelled -100, as the official ``preprocess_gemma`` does,
 3. expands each ``<video>`` token into ``num_frames * tokens_per_frame`` copies (what the processor does),
 4. pads left or right and attaches ONE visual source for the batch's videos, in text order:
-   ``pixel_values`` (V, T, 3, H, W) read from disk by the processor's video processor (towers run every step,
+   ``pixel_values_videos`` (V, T, 3, H, W) read from disk by the processor's video processor (towers run every step,
    the official way; with a :class:`~hilight_train.frame_cache.FrameCache` the decoded frames come from disk
    and only the processor's transform runs), or ``video_hidden_states`` (V, M + T*P, Dv) + ``frame_embeds`` (V, T, Di) from a
    :class:`~hilight_train.cache.FeatureCache` (towers never run).
@@ -94,8 +94,8 @@ class HiLightCollator:
     Args:
         processor: a ``HiLightProcessor`` (tokenizer, chat template, video processor, tokens per frame).
         feature_cache: a ``FeatureCache``; when given, videos come as cached tower outputs (no video decoding,
-            no tower forward), otherwise as ``pixel_values`` read from disk.
-        frame_cache: a ``FrameCache``; when given (and no feature cache), ``pixel_values`` are computed from
+            no tower forward), otherwise as ``pixel_values_videos`` read from disk.
+        frame_cache: a ``FrameCache``; when given (and no feature cache), ``pixel_values_videos`` are computed from
             the cached decoded frames instead of decoding the files (the same values).
         max_length: truncate longer sequences (never inside the vision tokens; see ``encode_conversation``).
         padding_side: "right" (training default) or "left". The model derives position ids from the
@@ -153,4 +153,4 @@ class HiLightCollator:
             return {"video_hidden_states": hidden.float(), "frame_embeds": frames.float()}
         sources = self.frame_cache.load(videos) if self.frame_cache is not None else videos
         out = self.processor.video_processor(sources, return_tensors="pt")
-        return {"pixel_values": out["pixel_values"]}  # (V, T, 3, H, W)
+        return {"pixel_values_videos": out["pixel_values_videos"]}  # (V, T, 3, H, W)

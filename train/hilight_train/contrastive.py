@@ -133,7 +133,7 @@ class ContrastiveCollator:
         videos = [r["video"] for r in rows]
         sources = self.frame_cache.load(videos) if self.frame_cache is not None else videos
         pixel_values = self.processor.video_processor(sources, return_tensors="pt")[
-            "pixel_values"
+            "pixel_values_videos"
         ]  # (V, T, 3, H, W)
         T = pixel_values.shape[1]
         return {

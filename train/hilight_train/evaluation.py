@@ -106,7 +106,7 @@ class VideoFeatureCache:
         if video not in self._cache:
             path = resolve_under(self.data_dir, video)
             pixel_values = self.processor.video_processor(videos=str(path), return_tensors="pt")[
-                "pixel_values"
+                "pixel_values_videos"
             ]
             self._cache[video] = self.model.get_video_features(pixel_values).video_embeds[0]  # (K, H)
             if len(self._cache) > self.max_items:

@@ -29,6 +29,8 @@ def token_health(model, batch: dict) -> dict[str, float]:
     """The health measures (module docstring) of ``model`` on a collated training batch."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     visual = {k: batch.get(k) for k in VISUAL_KEYS}
+    if batch.get("pixel_values_videos") is not None:  # the processor's and collator's key
+        visual["pixel_values"] = batch["pixel_values_videos"]
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=next(base.parameters()).dtype == torch.float32):
         tokens = base._resolve_video_embeds(*(visual[k] for k in VISUAL_KEYS))  # (V, K, H)
     if tokens is None:

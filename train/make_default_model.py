@@ -7,6 +7,8 @@ Steps (each skipped when its output is already complete, so re-running resumes):
                                        scene stream and the dataset's train clips, from their exact per-frame
                                        labels (heads dropped afterwards)
     percept  train/perception_report.py  what the frozen towers see, on the dataset's train/test clips
+    stage2_data  train/make_data.py    the same dataset extended to ``--stage2-clips`` clips (its seed streams
+                                       continue: the first clips stay as they are) for the LM to learn from
     stage1   train/stage1_align.py     TokenMining alignment from the feature cache (towers, LM frozen); skipped
                                        by default (``--stage1-epochs 0``): with the random LM of a from-scratch
                                        model it aligns nothing and erases what the vision tokens carry
@@ -21,7 +23,7 @@ Steps (each skipped when its output is already complete, so re-running resumes):
                                        each shift of ``train/make_shifted.py`` (colour, compress, 720p)
     install  copy the exported model to the repo root, pick example clips, write examples/questions.json
 
-    python train/make_default_model.py --work outputs/default [--clips 1500] [--install]
+    python train/make_default_model.py --work outputs/default [--clips 1500] [--stage2-clips 4500] [--install]
 
 Wall time per step goes to ``<work>/timings.json``; the evaluation report to ``<work>/eval``.
 """
@@ -109,9 +111,16 @@ def install(work: Path, data: Path, n_examples: int) -> None:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--work", type=Path, default=REPO_ROOT / "outputs" / "default")
-    p.add_argument("--clips", type=int, default=1500)
+    p.add_argument("--clips", type=int, default=1500, help="clips of the dataset stage 0 reads (80%% train)")
+    p.add_argument(
+        "--stage2-clips", type=int, default=4500,
+        help="the same dataset extended to this many clips (same seed streams) after stage 0, for stage 2",
+    )  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument(
+        "--heldout-clips", type=int, default=1500, help="clips of the held-out dataset (10%% test)"
+    )
     p.add_argument(
         "--heldout_seed", type=int, default=7919, help="seed of the held-out evaluation dataset (not --seed)"
     )
@@ -124,7 +133,10 @@ def main() -> int:
         default=0,
         help="0 skips stage 1 (the default: its frozen LM is random here, see the README), stage 2 starts from stage 0",
     )
-    p.add_argument("--stage2-epochs", type=float, default=4)
+    p.add_argument(
+        "--stage2-epochs", type=float, default=1.5,
+        help="passes over the train clips' conversations (each clip in merge_orders=3 orders)",
+    )  # fmt: skip
     p.add_argument(
         "--install", action="store_true", help="copy the result to the repo root (the shipped model)"
     )
@@ -145,6 +157,9 @@ def main() -> int:
                 "--scenes", args.stage0_scenes, "--clips_data", data)
     recipe.step("percept", work / "perception", "perception_report.py", "--model", work / "stage0", "--data", data,
                 "--max_train_clips", 600, "--cnn_steps", 200, "--out", work / "perception")
+    if args.stage2_clips > args.clips:  # more clips for the LM's reading (it overfits 1,200); stage 0 saw the first
+        recipe.step("stage2_data", data, "make_data.py", "--out", data, "--clips", args.stage2_clips, "--seed",
+                    args.seed, "--games", GAMES, "--workers", args.workers, sentinel=work / "stage2_data.step-done")
     stage2_start = work / "stage0"
     if args.stage1_epochs > 0:
         recipe.step("stage1", work / "stage1", "stage1_align.py", "--config", "train/configs/tiny/stage1.yaml",
@@ -158,7 +173,7 @@ def main() -> int:
     recipe.step("eval", work / "eval", "evaluate.py", "--model", work / "final", "--data", data,
                 "--split", "test", "--out", work / "eval")
     # a dataset of a seed no step above used: the headline scores
-    recipe.step("heldout_data", heldout, "make_data.py", "--out", heldout, "--clips", args.clips, "--seed",
+    recipe.step("heldout_data", heldout, "make_data.py", "--out", heldout, "--clips", args.heldout_clips, "--seed",
                 args.heldout_seed, "--games", GAMES, "--workers", args.workers)
     recipe.step("heldout_eval", work / "eval_heldout", "evaluate.py", "--model", work / "final", "--data", heldout,
                 "--split", "test", "--out", work / "eval_heldout")

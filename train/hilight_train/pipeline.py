@@ -31,24 +31,30 @@ class Recipe:
             json.loads(timings_path.read_text()) if timings_path.is_file() else {}
         )
 
-    def step(self, name: str, output: Path, script: str, *args: object) -> None:
-        """Run `train/<script> args...` unless `output` is already complete."""
+    def step(self, name: str, output: Path, script: str, *args: object, sentinel: Path | None = None) -> None:
+        """Run `train/<script> args...` unless `output` is already complete. A step that adds to the output
+        of an earlier one gives its own ``sentinel`` file instead of ``output/.step-done``."""
         cmd = [sys.executable, str(REPO_ROOT / "train" / script), *map(str, args)]
-        self._run(name, output, " ".join(cmd), lambda: subprocess.run(cmd, check=True, cwd=REPO_ROOT))
+        self._run(
+            name, output, " ".join(cmd), lambda: subprocess.run(cmd, check=True, cwd=REPO_ROOT), sentinel
+        )
 
     def call(self, name: str, output: Path, function: Callable[..., object], *args: object) -> None:
         """Run `function(*args)` in this process unless `output` is already complete (a quick step)."""
         what = f"{function.__name__}({', '.join(map(str, args))})"
         self._run(name, output, what, lambda: function(*args))
 
-    def _run(self, name: str, output: Path, what: str, run: Callable[[], object]) -> None:
-        if is_complete(output):
+    def _run(
+        self, name: str, output: Path, what: str, run: Callable[[], object], sentinel: Path | None = None
+    ) -> None:
+        done = sentinel or output / DONE
+        if done.is_file():
             print(f"=== {name}: done earlier ({output})", flush=True)
             return
         print(f"\n=== {name}: {what}", flush=True)
         start = time.time()
         run()
-        (output / DONE).write_text(what + "\n")
+        done.write_text(what + "\n")
         self.timings[name] = round(time.time() - start, 1)
         self.timings_path.write_text(json.dumps(self.timings, indent=1))
 

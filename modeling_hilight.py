@@ -54,6 +54,13 @@ from .configuration_hilight import (
 # Outputs
 
 
+def _all_finite(t: torch.Tensor, chunk: int = 1 << 22) -> bool:
+    """`torch.isfinite(t).all()` over slices of ``chunk`` elements: the check's temporaries stay small (on a
+    whole bf16 tensor they would be several times its size)."""
+    flat = t.detach().reshape(-1)  # a view of a contiguous tensor
+    return all(bool(torch.isfinite(flat[i : i + chunk]).all()) for i in range(0, flat.numel(), chunk))
+
+
 def _one_video_input(pixel_values_videos: torch.Tensor | None, pixel_values: torch.Tensor | None):
     """`pixel_values_videos` (transformers' name for video inputs) or its alias `pixel_values`, not both."""
     if (
@@ -771,7 +778,7 @@ class HiLightForConditionalGeneration(HiLightPreTrainedModel, GenerationMixin):
         ]
         broken = [
             name for name, t in model.state_dict().items()
-            if t.is_floating_point() and t.device.type != "meta" and not torch.isfinite(t).all()
+            if t.is_floating_point() and t.device.type != "meta" and not _all_finite(t)
         ]  # fmt: skip
         if broken:
             problems.append(f"non-finite values in: {', '.join(broken[:8])}")

@@ -55,7 +55,9 @@ def make_folder(folder: Path) -> None:
         torch.set_default_dtype(previous)
     model.config.dtype = "bfloat16"
     model.save_pretrained(folder)
-    print(f"saved {sum(p.numel() for p in model.parameters()) / 1e9:.2f} B parameters to {folder}", flush=True)
+    print(
+        f"saved {sum(p.numel() for p in model.parameters()) / 1e9:.2f} B parameters to {folder}", flush=True
+    )
 
 
 def measure(folder: Path, dtype: str, cast: str | None, answer: bool) -> dict:
@@ -66,7 +68,10 @@ def measure(folder: Path, dtype: str, cast: str | None, answer: bool) -> dict:
     if cast:
         model = model.to(getattr(torch, cast))
     loaded = time.perf_counter() - start
-    result = {"load_s": loaded, "peak_after_load_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
+    result = {
+        "load_s": loaded,
+        "peak_after_load_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+    }
     result["weights_gb"] = sum(p.numel() * p.element_size() for p in model.parameters()) / 2**30
     if answer:
         torch.manual_seed(0)
@@ -82,7 +87,9 @@ def measure(folder: Path, dtype: str, cast: str | None, answer: bool) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--folder", type=Path, default=FOLDER)
     parser.add_argument("--no-answer", action="store_true")
     parser.add_argument("--measure", help=argparse.SUPPRESS)  # internal: one load path, in a child process

@@ -12,6 +12,7 @@ from transformers.generation.streamers import BaseStreamer
 from hilight.configuration_hilight import HiLightConfig
 from hilight.modeling_hilight import (
     HiLightForConditionalGeneration,
+    _all_finite,
     frame_block_attention,
     interpolate_temporal,
     video_attention_mask,
@@ -440,3 +441,14 @@ def test_save_load_round_trip_is_bit_identical(model, tmp_path):
     assert lm.get_output_embeddings().weight is lm.get_input_embeddings().weight  # tying survives
     other = AutoModelForImageTextToText.from_pretrained(tmp_path, trust_remote_code=True, dtype=torch.float32)
     assert type(other).__name__ == "HiLightForConditionalGeneration"
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_the_loading_finiteness_check_reads_every_slice(dtype):
+    weights = torch.arange(10, dtype=dtype).view(2, 5)
+    assert _all_finite(weights, chunk=3)
+    for bad in (float("nan"), float("inf")):
+        broken = weights.clone()
+        broken[1, 4] = bad  # in the last, partial slice
+        assert not _all_finite(broken, chunk=3) and not _all_finite(broken)
+    assert _all_finite(weights.t(), chunk=3)  # non-contiguous: reshape copies

@@ -21,6 +21,8 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
+from hilight.modeling_hilight import _one_video_input
+
 VISUAL_KEYS = ("pixel_values", "video_hidden_states", "frame_embeds", "video_embeds")
 
 
@@ -29,8 +31,7 @@ def token_health(model, batch: dict) -> dict[str, float]:
     """The health measures (module docstring) of ``model`` on a collated training batch."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     visual = {k: batch.get(k) for k in VISUAL_KEYS}
-    if batch.get("pixel_values_videos") is not None:  # the processor's and collator's key
-        visual["pixel_values"] = batch["pixel_values_videos"]
+    visual["pixel_values"] = _one_video_input(batch.get("pixel_values_videos"), batch.get("pixel_values"))
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=next(base.parameters()).dtype == torch.float32):
         tokens = base._resolve_video_embeds(*(visual[k] for k in VISUAL_KEYS))  # (V, K, H)
     if tokens is None:

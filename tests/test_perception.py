@@ -135,4 +135,32 @@ def test_stage0_perception_trains_and_the_report_measures_it(tmp_path, engine_da
     for tower in ("video", "image"):
         m = result["cells"][tower]
         assert 0 <= m["cells"]["f1"] <= 1 and m["frames"] > 0
+        assert list(m["presence_recall_by_class"]) == list(CLASS_INDEX)
+    assert all(
+        0 <= result["counts"][k] <= 1 for k in ("frame_count_exact", "potted_from_counts", "potted_majority")
+    )
     assert (report / "cells.png").stat().st_size > 0 and "ball-cell" in (report / "report.md").read_text()
+
+
+def test_a_run_that_continues_from_a_stage0_folder_starts_from_its_heads(tmp_path):
+    from safetensors.torch import save_file
+
+    from hilight.configuration_hilight import HiLightConfig
+    from hilight.modeling_hilight import HiLightForConditionalGeneration
+    from hilight_train.perception import HEADS_FILE, heads_for
+
+    torch.manual_seed(0)
+    model = HiLightForConditionalGeneration(HiLightConfig.from_preset("tiny", **OVERRIDES))
+    trained = heads_for(model)
+    with torch.no_grad():
+        for p in trained.parameters():
+            p.add_(torch.randn_like(p))
+    save_file({k: v.contiguous() for k, v in trained.state_dict().items()}, str(tmp_path / HEADS_FILE))
+    loaded, fresh = heads_for(model, tmp_path), heads_for(model, tmp_path / "no-heads-here")
+    for k, v in trained.state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], v) and not torch.equal(fresh.state_dict()[k], v)
+    state = trained.state_dict()
+    state["frame.weight"] = state["frame.weight"][:-1]  # heads of other towers: refused, named
+    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / HEADS_FILE))
+    with pytest.raises(ValueError, match=r"frame\.weight"):
+        heads_for(model, tmp_path)

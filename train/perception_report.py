@@ -5,8 +5,10 @@ per-frame truth (``truth/<clip>.safetensors``) gives the exact labels of those f
 
 - From the perception heads of stage 0 (``perception_heads.safetensors`` beside the model): ball-cell
   precision / recall / F1 of the patch tokens of each tower (a cell predicts every ball class whose centre
-  lies in it), per-frame ball presence F1 (a class is present when any cell predicts it), and cue-ball cell
-  accuracy (the cell with the highest cue score is the cue ball's), on the test split's sampled frames.
+  lies in it), per-frame ball presence F1 (a class is present when any cell predicts it) and its recall per
+  class, and cue-ball cell accuracy (the cell with the highest cue score is the cue ball's), on the test
+  split's sampled frames; counting with the frame head (a frame's visible balls, exactly; the balls that
+  left the table as the first minus the last sampled frame's count).
 - Linear probes of the frozen tower outputs, fit on the train split and scored on the test split, for
   ``cue_rest_region``, ``potted_count``, ``potted_balls`` (answers of the dataset's questions) and
   ``ball_moved`` (for every ball class on the table in a clip's first frame: did a ball of it move), beside
@@ -35,6 +37,7 @@ from hilight_train.cli import run_main
 from hilight_train.files import atomic_write_text, read_json
 from hilight_train.perception import (
     CLASSES,
+    MAX_POTTED,
     ClipTruthDataset,
     K,
     PerceptionHeads,
@@ -75,6 +78,7 @@ def run(model, heads: PerceptionHeads, processor, data: Path, clips: list[dict],
             "video_special": hidden[:, :M].float().flatten(1),
             "video_frames": hidden[:, M:].float().unflatten(1, (T, -1)).mean(2).flatten(1),
             "image_frames": embeds.float().flatten(1),
+            "count_scores": scores["counts"].float(),  # (V, T, K) the frame head's visible balls per class
             "video_cells": scores["video_cells"].float().sigmoid(),
             "image_cells": scores["image_cells"].float().sigmoid(),
             "cnn_input": torch.cat(
@@ -99,11 +103,29 @@ def cell_metrics(scores: torch.Tensor, cells: torch.Tensor) -> dict:
     cue_true = true[..., 0]  # (N, T, P)
     has_cue = cue_true.any(-1)  # (N, T)
     hit = cue_true.gather(-1, scores[..., 0].argmax(-1, keepdim=True))[..., 0]  # (N, T)
+    present, seen = pred.any(2), true.any(2)  # (N, T, K)
+    by_class = (present & seen).sum((0, 1)) / seen.sum((0, 1)).clamp(min=1)  # (K,)
     return {
         "cells": prf(pred, true),
-        "presence": prf(pred.any(2), true.any(2)),
+        "presence": prf(present, seen),
+        "presence_recall_by_class": {c: round(by_class[k].item(), 3) for k, c in enumerate(CLASSES)},
         "cue_cell_accuracy": hit[has_cue].float().mean().item(),
         "frames": int(true.shape[0] * true.shape[1]),
+    }
+
+
+def count_metrics(test: dict) -> dict:
+    """Counting from the frame head's per-class counts (Long-CLIP frame embeddings): how often a sampled frame's
+    visible balls are counted exactly, and how often the first minus the last sampled frame's count gives the
+    balls that left the table (the clip target, capped like it), beside that target's majority."""
+    total = test["count_scores"].sum(-1).round()  # (N, T)
+    true_total = test["counts"].sum(-1)
+    left = (total[:, 0] - total[:, -1]).clamp(0, MAX_POTTED)
+    potted = test["potted_count"]
+    return {
+        "frame_count_exact": (total == true_total).float().mean().item(),
+        "potted_from_counts": (left == potted).float().mean().item(),
+        "potted_majority": (potted == potted.mode().values).float().mean().item(),
     }
 
 
@@ -225,6 +247,7 @@ def main() -> int:
     p.add_argument("--train_split", default="train")
     p.add_argument("--test_split", default="test")
     p.add_argument("--max_train_clips", type=int, default=None)
+    p.add_argument("--max_test_clips", type=int, default=None)
     p.add_argument("--cnn_steps", type=int, default=600)
     p.add_argument("--out", type=Path, required=True, help="folder for report.json, report.md and cells.png")
     args = p.parse_args()
@@ -234,13 +257,20 @@ def main() -> int:
     heads = heads_for(model)
     heads.load_state_dict(load_file(str(args.heads or Path(args.model) / "perception_heads.safetensors")))
     clips_train = load_clips(args.data, args.train_split)[: args.max_train_clips]
-    clips_test = load_clips(args.data, args.test_split)
+    clips_test = load_clips(args.data, args.test_split)[: args.max_test_clips]
     train = run(model, heads, processor, args.data, clips_train)
     test = run(model, heads, processor, args.data, clips_test)
     cells = {tower: cell_metrics(test[f"{tower}_cells"], test["cells"]) for tower in ("video", "image")}
     probes = probe_table(train, test, clips_train, clips_test, args.cnn_steps)
     args.out.mkdir(parents=True, exist_ok=True)
-    report = {"model": str(args.model), "data": str(args.data), "cells": cells, "probes": probes}
+    counts = count_metrics(test)
+    report = {
+        "model": str(args.model),
+        "data": str(args.data),
+        "cells": cells,
+        "counts": counts,
+        "probes": probes,
+    }
     atomic_write_text(args.out / "report.json", json.dumps(report, indent=1))
     draw_cells(
         args.data, clips_test, test, model.config.video_config.grid_size, processor, args.out / "cells.png"
@@ -257,6 +287,23 @@ def main() -> int:
             f"| {tower} | {m['cells']['precision']:.3f} | {m['cells']['recall']:.3f} | {m['cells']['f1']:.3f} | "
             f"{m['presence']['f1']:.3f} | {m['cue_cell_accuracy']:.3f} |"
         )
+    lines += [
+        "",
+        "Per-frame presence recall by class (a class is seen in a frame when any cell predicts it):",
+        "",
+        "| tower | " + " | ".join(CLASSES) + " |",
+        "|---|" + "---|" * K,
+    ]
+    for tower, m in cells.items():
+        lines.append(
+            f"| {tower} | " + " | ".join(f"{v:.2f}" for v in m["presence_recall_by_class"].values()) + " |"
+        )
+    lines += [
+        "",
+        f"Counting with the frame head: a frame's visible balls exactly {counts['frame_count_exact']:.3f}; balls that "
+        f"left the table (first minus last sampled frame) {counts['potted_from_counts']:.3f} (majority "
+        f"{counts['potted_majority']:.3f}).",
+    ]
     cols = ["video_special", "video_frames", "image_frames", "towers (all)", "cnn control", "majority"]
     lines += [
         "",

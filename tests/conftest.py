@@ -75,3 +75,40 @@ def engine_data(tmp_path_factory) -> Path:
     cfg = ClipConfig(width=128, height=96, fps=10, max_duration=2.0)
     generate(out, 8, 1, ["9ball", "3cushion"], cfg, workers=1, command="tests")
     return out
+
+
+@pytest.fixture(scope="session")
+def base_dir(tmp_path_factory, engine_data) -> Path:
+    """A random-weight tiny model cut for tests (4 frames of 64 x 96 px), tokenizer from `engine_data`'s text."""
+    import json
+    import sys
+
+    from hilight_train.model_folder import init_model_folder
+    from hilight_train.training import save_hub_folder
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _train_utils import OVERRIDES
+
+    entries = json.loads((engine_data / "annotations.json").read_text())
+    texts = [t["value"].replace("<video>", "") for e in entries for t in e["conversations"]]
+    texts += [
+        json.loads(ln)["long_caption"] for ln in (engine_data / "captions.jsonl").read_text().splitlines()
+    ]
+    out = tmp_path_factory.mktemp("base")
+    model, processor = init_model_folder(None, texts, preset="tiny", vocab_size=600, seed=0, **OVERRIDES)
+    save_hub_folder(model, processor, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def annotations(engine_data) -> str:
+    return str(engine_data / "annotations.json")
+
+
+def free_port() -> int:
+    """A TCP port free on this machine now (for torchrun's rendezvous)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -9,7 +9,6 @@ import copy
 import json
 import math
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -24,7 +23,6 @@ from hilight.modeling_hilight import HiLightForConditionalGeneration
 from hilight_train.cache import CacheMismatchError, CacheMissError, FeatureCache, build_feature_cache
 from hilight_train.collator import IGNORE_INDEX, HiLightCollator, encode_conversation
 from hilight_train.data import parse_record
-from hilight_train.model_folder import init_model_folder
 from hilight_train.stages import build_trainer, default_cache_dir, parse_args, run_sft, with_device_default
 from hilight_train.training import (
     HiLightTrainer,
@@ -38,31 +36,12 @@ from hilight_train.training import (
 )
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _train_utils import OVERRIDES, sft_argv
+from _train_utils import sft_argv
+from conftest import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 
 torch.set_num_threads(1)  # tiny tensors: one thread is fastest, and the machine is shared
-
-
-@pytest.fixture(scope="session")
-def base_dir(tmp_path_factory, engine_data) -> Path:
-    entries = json.loads((engine_data / "annotations.json").read_text())
-    texts = [t["value"].replace("<video>", "") for e in entries for t in e["conversations"]]
-    texts += [
-        json.loads(ln)["long_caption"] for ln in (engine_data / "captions.jsonl").read_text().splitlines()
-    ]
-    out = tmp_path_factory.mktemp("base")
-    model, processor = init_model_folder(None, texts, preset="tiny", vocab_size=600, seed=0, **OVERRIDES)
-    from hilight_train.training import save_hub_folder
-
-    save_hub_folder(model, processor, out)
-    return out
-
-
-@pytest.fixture(scope="session")
-def annotations(engine_data) -> str:
-    return str(engine_data / "annotations.json")
 
 
 def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -384,12 +363,6 @@ def test_stage2_full_finetune_and_stage0_towers(base_dir, annotations, engine_da
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_ddp_two_gloo_processes_match_one_process(base_dir, annotations, tmp_path):
     cache = tmp_path / "cache"
     worker = str(REPO / "tests" / "_train_utils.py")
@@ -404,7 +377,7 @@ def test_ddp_two_gloo_processes_match_one_process(base_dir, annotations, tmp_pat
         "--nproc_per_node",
         "2",
         "--master_port",
-        str(_free_port()),
+        str(free_port()),
     ]
     subprocess.run([*torchrun, worker, str(base_dir), annotations, str(cache), str(ddp), "2", "3"],
                    check=True, env=env, cwd=REPO)  # fmt: skip
@@ -423,7 +396,11 @@ def test_ddp_two_gloo_processes_match_one_process(base_dir, annotations, tmp_pat
 # -------------------------------------------------------------------------------------------- configs
 
 
-TRAINER_CONFIGS = sorted(p for p in (REPO / "train" / "configs").rglob("*.yaml") if p.stem != "ablations")
+TRAINER_CONFIGS = sorted(  # the accelerate launch configs are tested in test_sharded.py
+    p
+    for p in (REPO / "train" / "configs").rglob("*.yaml")
+    if p.stem != "ablations" and p.parent.name != "accelerate"
+)
 
 
 @pytest.mark.parametrize("path", TRAINER_CONFIGS, ids=lambda p: f"{p.parent.name}/{p.stem}")

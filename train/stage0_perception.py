@@ -30,6 +30,7 @@ from hilight_train.cli import run_main
 from hilight_train.contrastive import initial_model
 from hilight_train.files import atomic_write_bytes
 from hilight_train.perception import (
+    HEADS_FILE,
     ClipTruthDataset,
     InterleavedDataset,
     SceneDataset,
@@ -108,7 +109,7 @@ def main(argv: list[str] | None = None) -> HiLightTrainer:
         frames = args.scene_frames or model.config.num_frames
         clip_rows = ClipTruthDataset(root, clips, processor.video_processor, vc.grid_size, frames)
         dataset = InterleavedDataset(dataset, clip_rows, args.clips_every)
-    heads = heads_for(model)
+    heads = heads_for(model, args.model_name_or_path)  # a stage-0 folder's own heads when it has them
     trainer = HiLightTrainer(
         model=TowerPerceptionModel(model.video_tower, model.image_tower, heads),
         args=training_args,
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> HiLightTrainer:
     if trainer.accelerator.is_main_process:
         save_hub_folder(model, processor, output_dir)
         heads_state = {k: v.contiguous() for k, v in heads.state_dict().items()}
-        atomic_write_bytes(output_dir / "perception_heads.safetensors", save(heads_state))
+        atomic_write_bytes(output_dir / HEADS_FILE, save(heads_state))
     trainer.accelerator.wait_for_everyone()
     return trainer
 

@@ -194,10 +194,28 @@ class TowerPerceptionModel(nn.Module):
         return {"loss": sum(losses.values()), **{k: v.detach() for k, v in losses.items()}}
 
 
-def heads_for(model: Any) -> PerceptionHeads:
-    """Fresh perception heads sized for a HiLight model's towers."""
+HEADS_FILE = "perception_heads.safetensors"
+
+
+def heads_for(model: Any, folder: Any = None) -> PerceptionHeads:
+    """Perception heads sized for a HiLight model's towers: fresh, or those a stage-0 ``folder`` saved beside its
+    towers (``perception_heads.safetensors``), so a run that continues from a stage-0 model keeps its heads."""
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
     vc, ic = model.config.video_config, model.config.image_config
-    return PerceptionHeads(vc.hidden_size, ic.hidden_size, ic.projection_dim, vc.num_leading_tokens)
+    heads = PerceptionHeads(vc.hidden_size, ic.hidden_size, ic.projection_dim, vc.num_leading_tokens)
+    path = Path(folder) / HEADS_FILE if folder is not None else None
+    if path is not None and path.is_file():
+        state, expected = load_file(str(path)), heads.state_dict()
+        wrong = sorted(set(state) ^ set(expected)) or [
+            k for k in expected if state[k].shape != expected[k].shape
+        ]
+        if wrong:
+            raise ValueError(f"{path}: heads do not fit this model's towers (first mismatch: {wrong[0]})")
+        heads.load_state_dict(state)
+    return heads
 
 
 @dataclass

@@ -311,8 +311,11 @@ def run_sft(
     out = Path(training_args.output_dir)
     if model_args.use_peft:
         trainer.save_model(str(out))  # adapter_config.json + adapter_model.safetensors + processor files
-    elif trainer.accelerator.is_main_process:
-        save_hub_folder(trainer.accelerator.unwrap_model(trainer.model), trainer.processing_class, out)
+    else:  # every process takes part in gathering sharded weights (FSDP, ZeRO-3); the main one writes them
+        state_dict = trainer.accelerator.get_state_dict(trainer.model)
+        if trainer.accelerator.is_main_process:
+            model = trainer.accelerator.unwrap_model(trainer.model)
+            save_hub_folder(model, trainer.processing_class, out, state_dict=state_dict)
     trainer.accelerator.wait_for_everyone()
     if training_args.push_to_hub:
         trainer.push_to_hub()

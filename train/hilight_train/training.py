@@ -115,12 +115,16 @@ def load_processor(path: str | Path, revision: str | None = None) -> HiLightProc
     return HiLightProcessor.from_pretrained(str(path), trust_remote_code=True, revision=revision)
 
 
-def save_hub_folder(model: Any, processor: Any, out: str | Path) -> Path:
+def save_hub_folder(model: Any, processor: Any, out: str | Path, state_dict: dict | None = None) -> Path:
     """Write a folder that loads with ``AutoModel/AutoProcessor.from_pretrained(out, trust_remote_code=True)``:
-    config.json (with ``auto_map``), model.safetensors, processor and tokenizer files, and the root code files."""
+    config.json (with ``auto_map``), model.safetensors, processor and tokenizer files, and the root code files.
+    ``state_dict`` replaces the model's own tensors (the consolidated weights of a sharded run)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
+    if state_dict is not None:  # gathered tensors share no storage: drop the tied copies (lm_head) by name
+        tied = getattr(model, "all_tied_weights_keys", None) or {}
+        state_dict = {k: v for k, v in state_dict.items() if k not in tied}
+    model.save_pretrained(out, state_dict=state_dict)
     processor.save_pretrained(out)
     for source in sorted(hilight_train.REPO_ROOT.glob("*_hilight.py")):  # the model's code, as on the Hub
         shutil.copyfile(source, out / source.name)

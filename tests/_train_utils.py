@@ -14,6 +14,15 @@ FRAMES_64 = {"image_size": 64, "image_width": 96}
 OVERRIDES = {"num_frames": 4, "video_config": FRAMES_64, "image_config": FRAMES_64}
 
 
+def free_port() -> int:
+    """A TCP port free on this machine now (for torchrun's rendezvous)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def sft_argv(model_dir, data, out, **overrides) -> list[str]:
     """Command-line arguments of a small fp32 stage run (overrides as --key value)."""
     args = {

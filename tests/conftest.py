@@ -103,12 +103,3 @@ def base_dir(tmp_path_factory, engine_data) -> Path:
 @pytest.fixture(scope="session")
 def annotations(engine_data) -> str:
     return str(engine_data / "annotations.json")
-
-
-def free_port() -> int:
-    """A TCP port free on this machine now (for torchrun's rendezvous)."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

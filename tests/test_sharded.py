@@ -15,8 +15,10 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import free_port
 from safetensors.torch import load_file
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _train_utils import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "train" / "configs" / "accelerate"

@@ -36,8 +36,7 @@ from hilight_train.training import (
 )
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _train_utils import sft_argv
-from conftest import free_port
+from _train_utils import free_port, sft_argv
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
 from torch import nn
 
 from .billiards import frame_truth as ft
@@ -200,10 +202,6 @@ HEADS_FILE = "perception_heads.safetensors"
 def heads_for(model: Any, folder: Any = None) -> PerceptionHeads:
     """Perception heads sized for a HiLight model's towers: fresh, or those a stage-0 ``folder`` saved beside its
     towers (``perception_heads.safetensors``), so a run that continues from a stage-0 model keeps its heads."""
-    from pathlib import Path
-
-    from safetensors.torch import load_file
-
     vc, ic = model.config.video_config, model.config.image_config
     heads = PerceptionHeads(vc.hidden_size, ic.hidden_size, ic.projection_dim, vc.num_leading_tokens)
     path = Path(folder) / HEADS_FILE if folder is not None else None

@@ -321,9 +321,14 @@ class ConvStem(nn.Module):
             in_channels = out
         self.convs = nn.Sequential(*layers)
         self.proj = nn.Conv2d(in_channels, width, kernel_size=1)
+        # the layout the stem computes in: channels-last convolutions, GroupNorm and max pooling are much
+        # faster on CPUs than NCHW ones (benchmarks/bench_stage0.py); both give the same values up to
+        # summation order
+        self.memory_format = torch.channels_last
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.proj(self.convs(images))  # (N, C, h, w)
+        x = images.contiguous(memory_format=self.memory_format)
+        return self.proj(self.convs(x))  # (N, C, h, w)
 
 
 def patch_embedding(config: HiLightVideoConfig | HiLightImageConfig, width: int) -> nn.Module:
@@ -393,7 +398,7 @@ class CLIPVisionTower(nn.Module):
 
     def patch_tokens(self, images: torch.Tensor) -> torch.Tensor:
         """Patch embeddings (N, P, W) of images (N, 3, H, W)."""
-        return self.patch_embedding(images).flatten(2).transpose(1, 2)  # (N, P, W)
+        return self.patch_embedding(images).permute(0, 2, 3, 1).flatten(1, 2)  # (N, h, w, W) -> (N, P, W)
 
     def checked_clips(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Clips (V, T, 3, H, W) of the tower's frame size as finite floats, cast to the tower's dtype (a

@@ -28,6 +28,11 @@ from hilight_train.convert import (
 
 VIDEO_ID = 255  # fixture vocab is 256; no fixture prompt or generated id uses 255
 TOL = 1e-4
+# The LM's fp32 logits depend on the CPU's GEMM summation order: the fixture's own logits lie up to 7e-5 from
+# a float64 run of the same LM on the same inputs, and stock transformers Gemma on another CPU (AVX-512, no
+# AMX) lies 9e-5 from it on the other side, so two correct fp32 runs can differ by about twice the fixture's
+# rounding error.
+LOGITS_TOL = 2e-4
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +148,7 @@ def test_logits_fp32(model, frames, expected):
     ids = expand_placeholder(expected["input_ids"], 384)
     with torch.no_grad():
         logits = model(input_ids=ids, pixel_values=frames).logits
-    assert max_diff(logits, expected["logits_fp32"]) <= TOL
+    assert max_diff(logits, expected["logits_fp32"]) <= LOGITS_TOL
     # The official fp16 splice is not emulated (no casts in forward): only argmax agreement is expected.
     assert torch.equal(logits.argmax(-1), expected["logits_official"].argmax(-1))
 

@@ -57,6 +57,8 @@ from .configuration_hilight import (
 def _all_finite(t: torch.Tensor, chunk: int = 1 << 22) -> bool:
     """`torch.isfinite(t).all()` over slices of ``chunk`` elements: the check's temporaries stay small (on a
     whole bf16 tensor they would be several times its size)."""
+    if type(t) is not torch.Tensor and hasattr(t, "dequantize"):  # a quantized weight (e.g. torchao's int8)
+        t = t.dequantize()
     flat = t.detach().reshape(-1)  # a view of a contiguous tensor
     return all(bool(torch.isfinite(flat[i : i + chunk]).all()) for i in range(0, flat.numel(), chunk))
 

@@ -45,6 +45,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "train"))
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 from _chat_utils import SENTENCES, write_clip  # noqa: E402
+
 import hilight_train  # noqa: E402, F401  (registers the repo root as the package `hilight`)
 from hilight.configuration_hilight import HiLightConfig  # noqa: E402
 from hilight.modeling_hilight import HiLightForConditionalGeneration, video_attention_mask  # noqa: E402
@@ -95,7 +96,9 @@ def make_folder(folder: Path, lm_layers: int) -> None:
     )
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
-    print(f"saved {sum(p.numel() for p in model.parameters()) / 1e9:.2f} B parameters to {folder}", flush=True)
+    print(
+        f"saved {sum(p.numel() for p in model.parameters()) / 1e9:.2f} B parameters to {folder}", flush=True
+    )
 
 
 def timed(fn, repeats: int) -> float:
@@ -144,7 +147,9 @@ def measure(folder: Path, clip: Path, spec: dict, repeats: int, new_tokens: int)
         add_generation_prompt=True, tokenize=False,
     )  # fmt: skip
     with torch.inference_mode():
-        r["decode + preprocess"] = timed(lambda: processor(text=text, videos=[str(clip)], return_tensors="pt"), repeats)
+        r["decode + preprocess"] = timed(
+            lambda: processor(text=text, videos=[str(clip)], return_tensors="pt"), repeats
+        )
         inputs = processor(text=text, videos=[str(clip)], return_tensors="pt")
         ids = inputs["input_ids"]  # (1, S): the vision tokens' placeholders expanded
         r["prompt tokens"] = ids.shape[1]
@@ -161,9 +166,9 @@ def measure(folder: Path, clip: Path, spec: dict, repeats: int, new_tokens: int)
         def generate(n: int) -> None:
             lm.generate(inputs_embeds=embeds, max_new_tokens=n, min_new_tokens=n, do_sample=False)
 
-        r["per generated token"] = (timed(lambda: generate(new_tokens), 1) - timed(lambda: generate(1), 1)) / (
-            new_tokens - 1
-        )
+        r["per generated token"] = (
+            timed(lambda: generate(new_tokens), 1) - timed(lambda: generate(1), 1)
+        ) / (new_tokens - 1)
 
     def first_and_follow_up() -> tuple[float, float]:
         session = model.start_chat(processor)
@@ -185,12 +190,16 @@ def measure(folder: Path, clip: Path, spec: dict, repeats: int, new_tokens: int)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--folder", type=Path, default=FOLDER)
     parser.add_argument("--paths", nargs="*", default=list(PATHS), choices=list(PATHS))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--new-tokens", type=int, default=32)
-    parser.add_argument("--lm-layers", type=int, default=GEMMA_2B_LAYERS, help="decoder layers (Gemma-2B: 18)")
+    parser.add_argument(
+        "--lm-layers", type=int, default=GEMMA_2B_LAYERS, help="decoder layers (Gemma-2B: 18)"
+    )
     parser.add_argument("--measure", help=argparse.SUPPRESS)  # internal: one path, in a child process
     parser.add_argument("--clip", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -212,7 +221,9 @@ def main() -> None:
             results[name] = json.loads(out[-1])
             print(f"{name}: {json.dumps(results[name])}", flush=True)
     base = results["baseline"]
-    print(f"\npaper preset, {args.lm_layers} LM layers, 2 threads, median of {args.repeats}; (ratio to the baseline)")
+    print(
+        f"\npaper preset, {args.lm_layers} LM layers, 2 threads, median of {args.repeats}; (ratio to the baseline)"
+    )
     print("| stage | " + " | ".join(paths) + " |")
     print("|---|" + "---|" * len(paths))
     for stage in base:
@@ -221,7 +232,7 @@ def main() -> None:
             v = results[name][stage]
             plain = "share" in stage or "tokens" in stage or "GB" in stage
             shown = f"{v:.3g}" if plain else (f"{v:.2f} s" if v >= 1 else f"{v * 1e3:.0f} ms")
-            ratio = "" if name == "baseline" or plain and "GB" not in stage else f" ({v / base[stage]:.2f})"
+            ratio = "" if name == "baseline" or (plain and "GB" not in stage) else f" ({v / base[stage]:.2f})"
             cells.append(shown + ratio)
         print(f"| {stage} | " + " | ".join(cells) + " |")
 

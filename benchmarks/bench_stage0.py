@@ -52,7 +52,9 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     texts = ["The cue ball hit the 3-ball, which dropped in the top-left pocket. No foul."] * 20
-    model, processor = init_model_folder(None, texts, preset="tiny", vocab_size=300)  # the towers are what count
+    model, processor = init_model_folder(
+        None, texts, preset="tiny", vocab_size=300
+    )  # the towers are what count
     vc = model.config.video_config
     stream = SceneStream(("9ball", "8ball", "snooker"), seed=1, frames=args.frames, width=vc.frame_size[1],
                          height=vc.frame_size[0])  # fmt: skip
@@ -87,7 +89,9 @@ def main() -> int:
     print("|---|---|---|")
     for name, r in results.items():
         print(f"| {name} | {r['step']:.3f} s | {r['stems'] * 1e3:.0f} ms |")
-    print(f"| NCHW / channels-last | {base['step'] / new['step']:.2f}x | {base['stems'] / new['stems']:.2f}x |")
+    print(
+        f"| NCHW / channels-last | {base['step'] / new['step']:.2f}x | {base['stems'] / new['stems']:.2f}x |"
+    )
     return 0
 
 

@@ -242,14 +242,18 @@ def _int8_config(library: str):
 
 @pytest.mark.parametrize("library", ["quanto", "torchao"])
 def test_a_quantized_lm_loads_and_its_weights_are_still_checked(folder, tmp_path, library):
-    model = AutoModel.from_pretrained(folder, trust_remote_code=True, quantization_config=_int8_config(library))
+    model = AutoModel.from_pretrained(
+        folder, trust_remote_code=True, quantization_config=_int8_config(library)
+    )
     weight = model.language_model.model.layers[0].mlp.down_proj.weight
     assert type(weight) is not torch.nn.Parameter or type(weight.data) is not torch.Tensor  # int8, not float
     assert type(model.video_tower.encoder.layers[0].mlp.fc1.weight.data) is torch.Tensor  # towers untouched
     name = "language_model.model.layers.0.mlp.down_proj.weight"
     edited = _copy_with(folder, tmp_path, lambda s: {k: (v.clone().fill_(float("nan")) if k == name else v)
                                                      for k, v in s.items()})  # fmt: skip
-    with pytest.raises(ValueError, match=f"non-finite values in: {name}"):  # the quantized weight is checked too
+    with pytest.raises(
+        ValueError, match=f"non-finite values in: {name}"
+    ):  # the quantized weight is checked too
         AutoModel.from_pretrained(edited, trust_remote_code=True, quantization_config=_int8_config(library))
 
 

@@ -14,8 +14,9 @@ Paths:
     baseline    how the code ran before this benchmark's changes: fp32 load then `.to(bfloat16)`, the clip
                 decoded in a forked child, CLIP-ViP's attention as one masked call over all tokens
     bf16        `from_pretrained(dtype=torch.bfloat16)`, decoded in process, CLIP-ViP per-frame blocks
-    bf16-int8   bf16, the LM's linear layers int8 weight-only (transformers' `QuantoConfig`, optimum-quanto;
-                towers, TokenMining and the tied output head stay bf16)
+    bf16-int8   bf16, the LM's linear layers int8 weight-only (`hilight_train.model_folder.int8_lm_config`:
+                transformers' `QuantoConfig`, optimum-quanto; towers, TokenMining and the tied output head
+                stay bf16)
     fp32        `from_pretrained(dtype=torch.float32)`, the exact path
 
 Stages: decode + preprocess (the processor on the file), each tower, TokenMining, prefill of the 420 tokens;
@@ -50,6 +51,7 @@ import hilight_train  # noqa: E402, F401  (registers the repo root as the packag
 from hilight.configuration_hilight import HiLightConfig  # noqa: E402
 from hilight.modeling_hilight import HiLightForConditionalGeneration, video_attention_mask  # noqa: E402
 from hilight.processing_hilight import HiLightProcessor, HiLightVideoProcessor  # noqa: E402
+from hilight_train.model_folder import int8_lm_config  # noqa: E402
 
 FOLDER = REPO_ROOT / "outputs" / "bench" / "paper_hub"
 QUESTIONS = ("Which balls were potted?", "Was it a foul?")
@@ -60,9 +62,6 @@ PATHS = {
     "bf16-int8": {"dtype": "bfloat16", "cast": None, "fork": False, "masked": False, "int8": True},
     "fp32": {"dtype": "float32", "cast": None, "fork": False, "masked": False, "int8": False},
 }
-# what quantization leaves alone: the towers and TokenMining (a small share of the bytes, exactness of what
-# the LM reads) and the output head, which shares its weight with the token embedding
-NOT_QUANTIZED = ["video_tower", "image_tower", "token_mining", "lm_head"]
 
 
 def make_folder(folder: Path, lm_layers: int) -> None:
@@ -131,9 +130,7 @@ def measure(folder: Path, clip: Path, spec: dict, repeats: int, new_tokens: int)
     torch.set_num_threads(2)
     kwargs = {"dtype": getattr(torch, spec["dtype"])}
     if spec["int8"]:
-        from transformers import QuantoConfig
-
-        kwargs["quantization_config"] = QuantoConfig(weights="int8", modules_to_not_convert=NOT_QUANTIZED)
+        kwargs["quantization_config"] = int8_lm_config()
     start = time.perf_counter()
     model = HiLightForConditionalGeneration.from_pretrained(folder, **kwargs).eval()
     if spec["cast"]:

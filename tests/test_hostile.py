@@ -230,14 +230,14 @@ def test_checkpoints_that_do_not_fit_are_refused_naming_the_tensor(folder, tmp_p
 
 
 def _int8_config(library: str):
-    from transformers import QuantoConfig, TorchAoConfig
+    from hilight_train.model_folder import INT8_NOT_QUANTIZED, int8_lm_config
 
-    keep = ["video_tower", "image_tower", "token_mining", "lm_head"]
     if library == "quanto":
-        return QuantoConfig(weights="int8", modules_to_not_convert=keep)
+        return int8_lm_config()
     from torchao.quantization import Int8WeightOnlyConfig
+    from transformers import TorchAoConfig
 
-    return TorchAoConfig(Int8WeightOnlyConfig(), modules_to_not_convert=keep)
+    return TorchAoConfig(Int8WeightOnlyConfig(), modules_to_not_convert=list(INT8_NOT_QUANTIZED))
 
 
 @pytest.mark.parametrize("library", ["quanto", "torchao"])

@@ -32,6 +32,7 @@ from hilight_train.evaluation import (
     shuffled_videos,
 )
 from hilight_train.files import atomic_write_text
+from hilight_train.model_folder import int8_lm_config
 from hilight_train.report import (
     build_report,
     compare_reports,
@@ -58,8 +59,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "question per prompt",
     )
     p.add_argument(
-        "--dtype", choices=("bf16", "fp32"), default="bf16", help="bf16 autocast (fast on CPU) or fp32"
-    )
+        "--dtype", choices=("bf16", "fp32", "int8"), default="bf16",
+        help="bf16 autocast (fast on CPU), fp32, or int8: the LM's linear layers int8 weight-only (optimum-quanto), "
+        "the rest bf16",
+    )  # fmt: skip
     p.add_argument(
         "--time-tolerance", type=float, default=DEFAULT_TIME_TOLERANCE, help="seconds, for pot_time"
     )
@@ -132,10 +135,13 @@ def main(argv: list[str] | None = None) -> int:
     from transformers import AutoModel, AutoProcessor
 
     entries = load_entries(args.data, args.split)[: args.limit]
-    model = AutoModel.from_pretrained(args.model, trust_remote_code=True).eval()
+    quantized = (
+        {"dtype": torch.bfloat16, "quantization_config": int8_lm_config()} if args.dtype == "int8" else {}
+    )
+    model = AutoModel.from_pretrained(args.model, trust_remote_code=True, **quantized).eval()
     processor = AutoProcessor.from_pretrained(args.model, trust_remote_code=True)
     model.check_processor(processor)
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if args.dtype == "bf16" else nullcontext()
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if args.dtype != "fp32" else nullcontext()
     run = {"max_new_tokens": args.max_new_tokens, "batch_size": args.batch_size, "desc": ""}
 
     with autocast:

@@ -34,6 +34,20 @@ def stop_token_ids(tokenizer) -> list[int]:
     return ids
 
 
+# What int8 weight-only quantization leaves alone: the towers and TokenMining (a small share of the bytes a
+# generated token reads; what the LM reads stays as trained) and the output head, whose weight is the token
+# embedding's (transformers does not quantize a tied head).
+INT8_NOT_QUANTIZED = ("video_tower", "image_tower", "token_mining", "lm_head")
+
+
+def int8_lm_config():
+    """transformers' `QuantoConfig` for an int8 weight-only LM (optimum-quanto): pass it to
+    `from_pretrained(..., dtype=torch.bfloat16, quantization_config=int8_lm_config())`."""
+    from transformers import QuantoConfig
+
+    return QuantoConfig(weights="int8", modules_to_not_convert=list(INT8_NOT_QUANTIZED))
+
+
 def build_processor(config: HiLightConfig, tokenizer, **video_kwargs: Any) -> HiLightProcessor:
     """The processor that matches `config`: frames, image size and vision tokens per frame."""
     height, width = config.video_config.frame_size

@@ -1,17 +1,23 @@
-"""Warm answer time of the bundled default model: one question about an example clip, from the file to the
-whole answer, in fp32 and bf16 (follow-ups in a session: `bench_chat.py`).
+"""Answer time of the bundled default model: one question about an example clip, from the file to the whole
+answer, warm per inference path, and cold (follow-ups in a session: `bench_chat.py`).
 
     .venv/bin/python benchmarks/bench_answer.py                 # the model at the repo root, 2 threads
     .venv/bin/python benchmarks/bench_answer.py --model outputs/default/final --threads 1 --repeats 7
 
 Per example clip of `examples/questions.json` (its first question): `model.chat(processor, clip, question)`
 (decode + both towers + TokenMining + prefill + greedy decoding to the end of the answer). One warm-up
-answer per clip, then the median of --repeats. The baseline of the ratio is fp32 in the same run.
+answer per clip, then the median of --repeats. Paths: fp32 (the baseline of the ratios), bf16 with the conv
+stems in NCHW memory (how they ran before channels-last), bf16 (the default: the model loads in bf16), and
+bf16 with the LM int8 weight-only (`int8_lm_config`, optimum-quanto). Cold: a fresh Python process that
+imports transformers, loads the model from the folder and answers the first question (`make demo`'s first
+answer), timed from its start to its exit, median of --repeats.
 """
 
 import argparse
 import json
 import statistics
+import subprocess
+import sys
 import time
 from functools import partial
 from pathlib import Path
@@ -20,6 +26,28 @@ import torch
 from transformers import AutoModel, AutoProcessor
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT / "train"))
+from hilight_train.model_folder import int8_lm_config  # noqa: E402
+
+COLD = """
+import sys, torch
+from transformers import AutoModel, AutoProcessor
+torch.set_num_threads(int(sys.argv[3]))
+model = AutoModel.from_pretrained(sys.argv[1], trust_remote_code=True).eval()
+processor = AutoProcessor.from_pretrained(sys.argv[1], trust_remote_code=True)
+print(model.chat(processor, sys.argv[2], sys.argv[4])[0])
+"""
+
+
+def load(folder: str, path: str):
+    kwargs = {"dtype": torch.float32 if path == "fp32" else torch.bfloat16}
+    if path == "bf16 + int8 LM":
+        kwargs["quantization_config"] = int8_lm_config()
+    model = AutoModel.from_pretrained(folder, trust_remote_code=True, **kwargs).eval()
+    if path == "bf16, NCHW stems":
+        for stem in (model.video_tower.patch_embedding, model.image_tower.patch_embedding):
+            stem.memory_format = torch.contiguous_format
+    return model
 
 
 def timed(fn, repeats: int) -> float:
@@ -45,20 +73,36 @@ def main() -> int:
     for q in questions:
         by_clip.setdefault(q["clip"], q["question"])
     processor = AutoProcessor.from_pretrained(str(args.model), trust_remote_code=True)
+    paths = ("fp32", "bf16, NCHW stems", "bf16", "bf16 + int8 LM")
     rows = []
-    for dtype in (torch.float32, torch.bfloat16):
-        model = AutoModel.from_pretrained(str(args.model), trust_remote_code=True, dtype=dtype).eval()
+    for path in paths:
+        model = load(str(args.model), path)
         for clip, question in by_clip.items():
             answer = partial(model.chat, processor, str(args.examples / clip), question)
-            rows.append((str(dtype).removeprefix("torch."), clip, timed(answer, args.repeats)))
+            rows.append((path, clip, timed(answer, args.repeats)))
+    clip, question = next(iter(by_clip.items()))
+    cold_cmd = [
+        sys.executable,
+        "-c",
+        COLD,
+        str(args.model),
+        str(args.examples / clip),
+        str(args.threads),
+        question,
+    ]
+    cold = []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        subprocess.run(cold_cmd, check=True, capture_output=True)
+        cold.append(time.perf_counter() - start)
     print(f"threads {args.threads}, median of {args.repeats} after one warm-up, seconds per whole answer\n")
-    print("| dtype | clip | first question (from the file) |")
-    print("|---|---|---|")
-    for dtype, clip, t in rows:
-        print(f"| {dtype} | {clip} | {t:.3f} |")
-    fp32 = statistics.median(t for d, _, t in rows if d == "float32")
-    bf16 = statistics.median(t for d, _, t in rows if d == "bfloat16")
-    print(f"\nmedian over clips: fp32 {fp32:.3f} s, bf16 {bf16:.3f} s (fp32 / bf16 = {fp32 / bf16:.2f}x)")
+    print("| path | " + " | ".join(by_clip) + " | median | vs fp32 |")
+    print("|---|" + "---|" * (len(by_clip) + 2))
+    medians = {p: statistics.median(t for q, _, t in rows if q == p) for p in paths}
+    for path in paths:
+        times = " | ".join(f"{t:.3f}" for q, _, t in rows if q == path)
+        print(f"| {path} | {times} | {medians[path]:.3f} | {medians['fp32'] / medians[path]:.2f}x |")
+    print(f"\ncold (fresh process: imports, load, first answer on {clip}): {statistics.median(cold):.2f} s")
     return 0
 
 

@@ -229,24 +229,12 @@ def test_checkpoints_that_do_not_fit_are_refused_naming_the_tensor(folder, tmp_p
     assert str(edited) in str(info.value)
 
 
-def _int8_config(library: str):
-    from hilight_train.model_folder import INT8_NOT_QUANTIZED, int8_lm_config
+def test_a_quantized_lm_loads_and_its_weights_are_still_checked(folder, tmp_path):
+    from hilight_train.model_folder import int8_lm_config
 
-    if library == "quanto":
-        return int8_lm_config()
-    from torchao.quantization import Int8WeightOnlyConfig
-    from transformers import TorchAoConfig
-
-    return TorchAoConfig(Int8WeightOnlyConfig(), modules_to_not_convert=list(INT8_NOT_QUANTIZED))
-
-
-@pytest.mark.parametrize("library", ["quanto", "torchao"])
-def test_a_quantized_lm_loads_and_its_weights_are_still_checked(folder, tmp_path, library):
-    model = AutoModel.from_pretrained(
-        folder, trust_remote_code=True, quantization_config=_int8_config(library)
-    )
+    model = AutoModel.from_pretrained(folder, trust_remote_code=True, quantization_config=int8_lm_config())
     weight = model.language_model.model.layers[0].mlp.down_proj.weight
-    assert type(weight) is not torch.nn.Parameter or type(weight.data) is not torch.Tensor  # int8, not float
+    assert type(weight.data) is not torch.Tensor  # int8 (optimum-quanto's tensor), not float
     assert type(model.video_tower.encoder.layers[0].mlp.fc1.weight.data) is torch.Tensor  # towers untouched
     name = "language_model.model.layers.0.mlp.down_proj.weight"
     edited = _copy_with(folder, tmp_path, lambda s: {k: (v.clone().fill_(float("nan")) if k == name else v)
@@ -254,7 +242,29 @@ def test_a_quantized_lm_loads_and_its_weights_are_still_checked(folder, tmp_path
     with pytest.raises(
         ValueError, match=f"non-finite values in: {name}"
     ):  # the quantized weight is checked too
-        AutoModel.from_pretrained(edited, trust_remote_code=True, quantization_config=_int8_config(library))
+        AutoModel.from_pretrained(edited, trust_remote_code=True, quantization_config=int8_lm_config())
+
+
+class _OpaqueQuantized(torch.Tensor):
+    """A quantized weight as torchao's int8 tensors behave: no reshape or view, values through dequantize()."""
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        if func in (torch.Tensor.reshape, torch.Tensor.view, torch.Tensor.flatten):
+            raise NotImplementedError(f"{func.__name__} of a quantized tensor")
+        return super().__torch_function__(func, types, args, kwargs or {})
+
+    def dequantize(self):
+        return self.as_subclass(torch.Tensor)
+
+
+def test_the_loading_finiteness_check_reads_quantized_weights_through_dequantize():
+    from hilight.modeling_hilight import _all_finite
+
+    weights = torch.ones(4, 3)
+    assert _all_finite(weights.as_subclass(_OpaqueQuantized))
+    weights[2, 1] = float("nan")
+    assert not _all_finite(weights.as_subclass(_OpaqueQuantized))
 
 
 @pytest.mark.parametrize(

@@ -323,9 +323,8 @@ class ConvStem(nn.Module):
             in_channels = out
         self.convs = nn.Sequential(*layers)
         self.proj = nn.Conv2d(in_channels, width, kernel_size=1)
-        # the layout the stem computes in: channels-last convolutions, GroupNorm and max pooling are much
-        # faster on CPUs than NCHW ones (benchmarks/bench_stage0.py); both give the same values up to
-        # summation order
+        # the layout the stem computes in: CPU convolution and max-pooling kernels are fastest on channels-last
+        # (NHWC) memory (benchmarks/bench_stage0.py); NCHW gives the same values up to summation order
         self.memory_format = torch.channels_last
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

@@ -127,7 +127,7 @@ def main() -> int:
     p.add_argument(
         "--stage0-scenes", type=int, default=28800,
         help="training rows of stage 0 (scenes + clips; 16 per step: 1,800 steps)",
-    )
+    )  # fmt: skip
     p.add_argument(
         "--stage1-epochs",
         type=float,

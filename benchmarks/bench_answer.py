@@ -27,6 +27,8 @@ from transformers import AutoModel, AutoProcessor
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "train"))
+from _timing import timed  # noqa: E402
+
 from hilight_train.model_folder import int8_lm_config  # noqa: E402
 
 COLD = """
@@ -48,16 +50,6 @@ def load(folder: str, path: str):
         for stem in (model.video_tower.patch_embedding, model.image_tower.patch_embedding):
             stem.memory_format = torch.contiguous_format
     return model
-
-
-def timed(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> int:

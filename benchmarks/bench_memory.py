@@ -1,10 +1,10 @@
 """Peak memory of loading the paper preset (all 18 LM layers) and answering one question, per load path.
 
-    .venv/bin/python benchmarks/bench_memory.py                  # builds outputs/bench/paper_bf16 once (~5.4 GB)
+    .venv/bin/python benchmarks/bench_memory.py                  # builds outputs/bench/paper_hub once (~5.4 GB)
     .venv/bin/python benchmarks/bench_memory.py --no-answer      # loading only
 
 The model is the paper preset with a Gemma-2B-shaped LM (width 2048, 18 layers, vocab 256000) and seeded
-random weights, saved once as a Hub-style bf16 folder. Each load path runs in a fresh Python process (peak
+random weights, saved once as a Hub-style bf16 folder (`bench_paper.py`'s, shared). Each load path runs in a fresh Python process (peak
 RSS is per process), then, unless ``--no-answer``, encodes a random 12-frame clip and generates 8 tokens
 after a 36-token question (384 vision tokens), so the peak includes the towers' and the prefill's
 activations. Baseline: the fp32 load followed by ``.to(torch.bfloat16)``, the way a bf16 process was built
@@ -23,41 +23,16 @@ import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "train"))
+from bench_paper import FOLDER, GEMMA_2B_LAYERS, make_folder  # noqa: E402  (the same seeded model folder)
+
 import hilight_train  # noqa: E402, F401  (registers the repo root as the package `hilight`)
-from hilight.configuration_hilight import HiLightConfig  # noqa: E402
 from hilight.modeling_hilight import HiLightForConditionalGeneration  # noqa: E402
 
-FOLDER = REPO_ROOT / "outputs" / "bench" / "paper_bf16"
-VIDEO_TOKEN_ID = 7
 PATHS = {
     "fp32 load, then .to(bf16) (baseline)": {"dtype": "float32", "cast": "bfloat16"},
     "from_pretrained(dtype=torch.bfloat16)": {"dtype": "bfloat16", "cast": None},
     "from_pretrained(dtype=torch.float32)": {"dtype": "float32", "cast": None},
 }
-
-
-def make_folder(folder: Path) -> None:
-    """The paper preset with seeded random weights, saved in bf16 (built in bf16: no fp32 copy)."""
-    if (folder / "config.json").exists():
-        return
-    torch.manual_seed(0)
-    config = HiLightConfig.from_preset(
-        "paper",
-        video_token_id=VIDEO_TOKEN_ID,
-        video_config={"use_text_encoder": False},
-        image_config={"use_text_encoder": False},
-    )
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.bfloat16)
-    try:
-        model = HiLightForConditionalGeneration(config).eval()
-    finally:
-        torch.set_default_dtype(previous)
-    model.config.dtype = "bfloat16"
-    model.save_pretrained(folder)
-    print(
-        f"saved {sum(p.numel() for p in model.parameters()) / 1e9:.2f} B parameters to {folder}", flush=True
-    )
 
 
 def measure(folder: Path, dtype: str, cast: str | None, answer: bool) -> dict:
@@ -77,7 +52,7 @@ def measure(folder: Path, dtype: str, cast: str | None, answer: bool) -> dict:
         torch.manual_seed(0)
         pixels = torch.randn(1, 12, 3, 224, 224)  # (V, T, 3, H, W); the towers cast to their dtype
         ids = torch.randint(10, 1000, (1, 420))
-        ids[:, 1:385] = VIDEO_TOKEN_ID
+        ids[:, 1:385] = model.config.video_token_id
         start = time.perf_counter()
         with torch.inference_mode():
             model.generate(input_ids=ids, pixel_values_videos=pixels, max_new_tokens=8, do_sample=False)
@@ -98,7 +73,7 @@ def main() -> None:
         spec = json.loads(args.measure)
         print(json.dumps(measure(args.folder, spec["dtype"], spec["cast"], not args.no_answer)))
         return
-    make_folder(args.folder)
+    make_folder(args.folder, GEMMA_2B_LAYERS)
     print(f"{'load path':<40} {'load s':>7} {'weights GB':>11} {'peak after load GB':>19} {'peak GB':>8} "
           f"{'answer s':>9} {'peak vs baseline':>17}")  # fmt: skip
     baseline = None

@@ -16,7 +16,6 @@ layer time x 18 / lm_layers), clearly labelled as such. Timings are medians of -
 """
 
 import argparse
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -24,6 +23,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
+from _timing import timed as timed_seconds
+
 import hilight_train  # noqa: F401  (registers the repo root as the package `hilight`)
 from hilight.configuration_hilight import HiLightConfig
 from hilight.modeling_hilight import HiLightForConditionalGeneration
@@ -33,13 +34,7 @@ GEMMA_2B_LAYERS = 18
 
 def timed(fn, repeats: int) -> float:
     """Median wall time in ms of ``fn()`` after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+    return timed_seconds(fn, repeats) * 1000
 
 
 class LayerClock:
@@ -130,7 +125,9 @@ def bench_tiny(dtype: torch.dtype, repeats: int) -> float:
     torch.manual_seed(0)
     config = HiLightConfig.from_preset("tiny")
     model = HiLightForConditionalGeneration(config).eval().to(dtype)
-    pixels = torch.randn(1, config.num_frames, 3, 224, 224).to(dtype)
+    pixels = torch.randn(1, config.num_frames, 3, *config.video_config.frame_size).to(
+        dtype
+    )  # (V, T, 3, H, W)
     ids = torch.randint(10, 1000, (1, config.tokens_per_video + 40))
     ids[:, 1 : 1 + config.tokens_per_video] = config.video_token_id
     with torch.inference_mode():

@@ -46,6 +46,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "train"))
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 from _chat_utils import SENTENCES, write_clip  # noqa: E402
+from _timing import timed  # noqa: E402
 
 import hilight_train  # noqa: E402, F401  (registers the repo root as the package `hilight`)
 from hilight.configuration_hilight import HiLightConfig  # noqa: E402
@@ -98,17 +99,6 @@ def make_folder(folder: Path, lm_layers: int) -> None:
     print(
         f"saved {sum(p.numel() for p in model.parameters()) / 1e9:.2f} B parameters to {folder}", flush=True
     )
-
-
-def timed(fn, repeats: int) -> float:
-    """Median seconds of ``fn()`` after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def gemm_peak(dtype: torch.dtype, repeats: int) -> float:

@@ -14,14 +14,14 @@ Prints seconds per step per layout and the ratio NCHW / channels-last.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
+
+from _timing import timed
 
 from hilight_train.billiards.scenes import SceneStream
 from hilight_train.model_folder import init_model_folder
@@ -30,16 +30,6 @@ from hilight_train.perception import SceneDataset, TowerPerceptionModel, collate
 
 def stems(model) -> list:
     return [model.video_tower.patch_embedding, model.image_tower.patch_embedding]
-
-
-def timed(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def main() -> int:

@@ -22,7 +22,7 @@ from hilight_train.billiards.camera import CUSHIONS, POCKETS, REGIONS, View, sam
 from hilight_train.billiards.captions import canonical_events, caption_events, make_caption, parse_caption
 from hilight_train.billiards.clip import ClipConfig, make_clip
 from hilight_train.billiards.games import canonical_ball
-from hilight_train.billiards.parse import parse_answer
+from hilight_train.billiards.parse import find_balls, parse_answer
 from hilight_train.billiards.render import BallSprites, render_background, render_frames, sample_look
 from hilight_train.billiards.rules import REASONS, judge
 from hilight_train.billiards.shots import Shot, build_system
@@ -168,7 +168,7 @@ def test_qa_answers_agree_with_events(clips):
             ),
             "cue_cushions_total": sum(e["type"] == "cushion" and e["ball"] == "cue" for e in ev),
             "foul": truth["rules"]["foul"],
-            "first_potted": pots[0]["ball"] if pots else None,
+            "first_potted": pots[0]["ball"] if pots else "none",
         }
         assert len(frames) == rec["n_frames"]
         for q in rec["qa"]:
@@ -178,8 +178,15 @@ def test_qa_answers_agree_with_events(clips):
             if t == "potted_balls":
                 assert sorted(f) == sorted(expected[t])
             if t == "pocket_of_ball" or t == "pot_time":
-                ball = next(e for e in pots if e["pocket"] == f or round(e["t"], 1) == f)
-                assert ball is not None
+                (named,) = find_balls(q["question"])  # the ball the question names
+                pot = [e for e in pots if e["ball"] == named]
+                assert f == (
+                    "none"
+                    if not pot
+                    else pot[0]["pocket"]
+                    if t == "pocket_of_ball"
+                    else round(pot[0]["t"], 1)
+                )
             if t == "ball_moved":
                 assert isinstance(f, bool)
             # every stored answer reads back to its facts
@@ -257,11 +264,16 @@ def _examples() -> list[tuple[str, object, dict]]:
     ex += [("first_contact", b, pool) for b in ("none", "9", "15")] + [
         ("first_contact", b, snk) for b in ("red", "pink")
     ]
-    ex += [("first_potted", b, pool) for b in ("cue", "4", "12")] + [("first_potted", "black", snk)]
+    ex += [("first_potted", b, pool) for b in ("cue", "4", "12", "none")] + [("first_potted", "black", snk)]
     ex += [("tc_first_ball", b, car) for b in ("yellow", "red", "none")]
     ex += [("pocket_of_ball", p, {**pool, "ball": "7"}) for p in POCKETS]
     ex += [("pot_time", t, {**pool, "ball": b}) for t, b in ((0.4, "3"), (2.3, "12"), (7.0, "cue"))]
     ex += [("pot_time", 1.6, {**snk, "ball": "green"})]
+    ex += [
+        (t, "none", {**ctx, "ball": b})
+        for t in ("pocket_of_ball", "pot_time")
+        for b, ctx in (("7", pool), ("cue", pool), ("pink", snk))
+    ]
     ex += [("foul_reason", {"foul": True, "reason": r}, pool) for r in REASONS] + [
         ("foul_reason", {"foul": False, "reason": None}, pool)
     ]
@@ -303,6 +315,36 @@ def _truth_variants():
                       "potted": [{"ball": "red", "pocket": "bottom-left", "t": 1.0}, {"ball": "red", "pocket": "top-middle", "t": 1.5}]}  # fmt: skip
     yield "3cushion", {**base, "first_contact": "red", "second_contact": "yellow", "cue_cushions_before_second": 3,
                        "cue_rest_region": "bottom-left", "rules": {"foul": False, "reason": None, "point": True}}  # fmt: skip
+
+
+def test_the_questions_asked_do_not_depend_on_what_was_potted():
+    """The same table asked about after a shot that potted the 3-ball and after one that potted nothing: the same
+    question types, and the pocket / time question names a potted ball half of the time, not always."""
+    final = {"cue": [0.5, 0.5], "3": [0.2, 0.4], "5": [0.6, 1.0], "9": [0.3, 1.2]}
+    rules = {"foul": False, "reason": None, "point": None}
+    base = {
+        "potted": [], "first_contact": "3", "cue_cushions_before_contact": 0, "cue_cushions_after_contact": 1,
+        "cue_cushions_total": 1, "cue_after_contact": "follow", "cue_rest_region": "centre", "moved": ["3", "cue"],
+        "final": final, "rules": rules,
+    }  # fmt: skip
+    potted = {
+        **base,
+        "potted": [{"ball": "3", "pocket": "top-left", "t": 1.04}],
+        "final": {**final, "3": None},
+    }
+    kinds = [
+        {t for t, _, _ in qa._entries("9ball", truth, np.random.default_rng(0))} for truth in (base, potted)
+    ]
+    assert kinds[0] == kinds[1] and {"first_potted", "pocket_of_ball", "pot_time"} <= kinds[0]
+    asked = []
+    for seed in range(400):
+        entries = {t: (f, c) for t, f, c in qa._entries("9ball", potted, np.random.default_rng(seed))}
+        (pocket, ctx), (time, _) = entries["pocket_of_ball"], entries["pot_time"]
+        assert (pocket, time) == (("top-left", 1.0) if ctx["ball"] == "3" else ("none", "none"))
+        asked.append(ctx["ball"])
+    assert 0.4 < asked.count("3") / len(asked) < 0.6 and set(asked) == set(final)
+    assert qa.pot_question_ball({"final": {"red#1": None, "red#2": [0, 0]}, "potted": [{"ball": "red"}]},
+                                np.random.default_rng(0)) is None  # fmt: skip
 
 
 def test_caption_parser_recovers_caption_events():
@@ -439,6 +481,14 @@ def test_dataset_files_resume_and_determinism(tmp_path):
     mtimes = {p.name: p.stat().st_mtime_ns for p in (a / "videos").glob("*.mp4")}
     generate(a, 3, 7, ["9ball", "3cushion"], cfg, workers=1)
     assert mtimes == {p.name: p.stat().st_mtime_ns for p in (a / "videos").glob("*.mp4")}
+    # ... unless its record comes from another engine version: then it is made again, to the same bytes
+    old = sorted((a / "records").glob("*.json"))[0]
+    record = json.loads(old.read_text())
+    old.write_text(json.dumps({**record, "engine_version": "0"}))
+    generate(a, 3, 7, ["9ball", "3cushion"], cfg, workers=1)
+    video = a / "videos" / f"{old.stem}.mp4"
+    assert video.stat().st_mtime_ns != mtimes[video.name] and json.loads(old.read_text()) == record
+    assert video.read_bytes() == (b / "videos" / video.name).read_bytes()
     # splits come from disjoint seed streams
     jobs = plan(300, 7)
     seeds = {s: {j.seed for j in jobs if j.split == s} for s in ("train", "val", "test")}

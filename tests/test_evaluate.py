@@ -120,3 +120,17 @@ def test_shifted_datasets_keep_the_questions_and_change_the_pixels(repo_root, ti
             assert diff > (10 if shift == "colour" else 0.3), (shift, diff)
     compressed = (tmp_path / "compress" / video).stat().st_size
     assert compressed < (tiny_dataset / video).stat().st_size
+    # two worker processes write the same bytes as one
+    cmd = [
+        sys.executable,
+        str(repo_root / "train" / "make_shifted.py"),
+        "--data",
+        str(tiny_dataset),
+        "--split",
+    ]
+    cmd += ["test", "--shift", "colour", "--out", str(tmp_path / "colour2"), "--workers", "2"]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=600)
+    clips = sorted(p.relative_to(tmp_path / "colour") for p in (tmp_path / "colour").rglob("*.mp4"))
+    assert clips and all(
+        (tmp_path / "colour" / c).read_bytes() == (tmp_path / "colour2" / c).read_bytes() for c in clips
+    )

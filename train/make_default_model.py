@@ -7,8 +7,6 @@ Steps (each skipped when its output is already complete, so re-running resumes):
                                        scene stream and the dataset's train clips, from their exact per-frame
                                        labels (heads dropped afterwards)
     percept  train/perception_report.py  what the frozen towers see, on the dataset's train/test clips
-    stage2_data  train/make_data.py    the same dataset extended to ``--stage2-clips`` clips (its seed streams
-                                       continue: the first clips stay as they are) for the LM to learn from
     stage1   train/stage1_align.py     TokenMining alignment from the feature cache (towers, LM frozen); skipped
                                        by default (``--stage1-epochs 0``): with the random LM of a from-scratch
                                        model it aligns nothing and erases what the vision tokens carry
@@ -23,7 +21,7 @@ Steps (each skipped when its output is already complete, so re-running resumes):
                                        each shift of ``train/make_shifted.py`` (colour, compress, 720p)
     install  copy the exported model to the repo root, pick example clips, write examples/questions.json
 
-    python train/make_default_model.py --work outputs/default [--clips 1500] [--stage2-clips 4500] [--install]
+    python train/make_default_model.py --work outputs/default [--clips 4500] [--install]
 
 Wall time per step goes to ``<work>/timings.json``; the evaluation report to ``<work>/eval``.
 """
@@ -111,11 +109,9 @@ def install(work: Path, data: Path, n_examples: int) -> None:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--work", type=Path, default=REPO_ROOT / "outputs" / "default")
-    p.add_argument("--clips", type=int, default=1500, help="clips of the dataset stage 0 reads (80%% train)")
     p.add_argument(
-        "--stage2-clips", type=int, default=4500,
-        help="the same dataset extended to this many clips (same seed streams) after stage 0, for stage 2",
-    )  # fmt: skip
+        "--clips", type=int, default=4500, help="clips of the dataset (80%% train) stages 0 and 2 read"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument(
@@ -157,10 +153,7 @@ def main() -> int:
                 "train/configs/tiny/stage0_perception.yaml", "--tokenizer_corpus", ann, "--output_dir", work / "stage0",
                 "--scenes", args.stage0_scenes, "--clips_data", data)
     recipe.step("percept", work / "perception", "perception_report.py", "--model", work / "stage0", "--data", data,
-                "--max_train_clips", 600, "--cnn_steps", 200, "--out", work / "perception")
-    if args.stage2_clips > args.clips:  # more clips for the LM's reading (it overfits 1,200); stage 0 saw the first
-        recipe.step("stage2_data", data, "make_data.py", "--out", data, "--clips", args.stage2_clips, "--seed",
-                    args.seed, "--games", GAMES, "--workers", args.workers, sentinel=work / "stage2_data.step-done")
+                "--max_train_clips", 600, "--max_test_clips", 150, "--cnn_steps", 200, "--out", work / "perception")
     stage2_start = work / "stage0"
     if args.stage1_epochs > 0:
         recipe.step("stage1", work / "stage1", "stage1_align.py", "--config", "train/configs/tiny/stage1.yaml",
@@ -185,7 +178,7 @@ def main() -> int:
     for shift in SHIFTS:
         shifted = work / f"{heldout.name}_{shift}"
         recipe.step(f"shift_{shift}", shifted, "make_shifted.py", "--data", heldout, "--split", "test", "--shift",
-                    shift, "--out", shifted)
+                    shift, "--out", shifted, "--workers", args.workers)
         recipe.step(f"shift_{shift}_eval", work / f"eval_heldout_{shift}", "evaluate.py", "--model", work / "final",
                     "--data", shifted, "--split", "test", "--baselines", "majority", "--out", work / f"eval_heldout_{shift}")
     # fmt: on

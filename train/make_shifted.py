@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+from concurrent.futures import ProcessPoolExecutor
+from itertools import repeat
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -26,27 +28,42 @@ from hilight_train.files import atomic_write_text
 from hilight_train.shifts import SHIFTS, shift_frames
 
 
+def shift_clip(shift: str, source: Path, target: Path) -> None:
+    """Decode every frame of ``source``, apply ``shift`` and write ``target`` (atomically)."""
+    from hilight.processing_hilight import read_video  # the package `hilight` is registered by hilight_train
+
+    frames, meta = read_video(source, num_frames=None, decode_in_subprocess=False)
+    shifted, options = shift_frames(shift, frames)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_mp4(target, shifted, round(meta.fps), options)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, required=True, help="data-engine dataset folder")
     p.add_argument("--split", default="test")
     p.add_argument("--shift", required=True, choices=sorted(SHIFTS))
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--workers", type=int, default=1, help="clips re-encoded in parallel (one process each)")
     args = p.parse_args(argv)
-    from hilight.processing_hilight import read_video  # the package `hilight` is registered by hilight_train
-
     if args.out.resolve() == args.data.resolve():
         p.error("--out must differ from --data (the shifted clips would replace the originals)")
+    if args.workers < 1:
+        p.error("--workers must be at least 1")
     entries = load_entries(args.data, args.split)
     videos = list(dict.fromkeys(e["video"] for e in entries))
-    for rel in tqdm(videos, desc=f"{args.shift} clips", unit="clip"):
-        target = resolve_under(args.out, rel)
-        if target.is_file():
-            continue
-        frames, meta = read_video(resolve_under(args.data, rel), num_frames=None, decode_in_subprocess=False)
-        shifted, options = shift_frames(args.shift, frames)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        write_mp4(target, shifted, round(meta.fps), options)
+    todo = [(resolve_under(args.data, rel), resolve_under(args.out, rel)) for rel in videos]
+    todo = [(source, target) for source, target in todo if not target.is_file()]
+    bar = tqdm(total=len(videos), initial=len(videos) - len(todo), desc=f"{args.shift} clips", unit="clip")
+    if args.workers == 1:
+        for source, target in todo:
+            shift_clip(args.shift, source, target)
+            bar.update()
+    else:
+        with ProcessPoolExecutor(args.workers) as pool:
+            for _ in pool.map(shift_clip, repeat(args.shift), *zip(*todo, strict=True)) if todo else ():
+                bar.update()
+    bar.close()
     atomic_write_text(args.out / f"annotations_{args.split}.json", json.dumps(entries, indent=1))
     train = args.data / "annotations_train.json"
     if train.is_file() and args.split != "train":

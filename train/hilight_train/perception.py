@@ -5,6 +5,7 @@ comes from a `FrameTruth` (a stream scene's or a dataset clip's sampled frames),
 of ``(gh, gw)`` cells and the class vocabulary ``CLASSES`` (canonical ball ids; snooker reds are one class):
 
     cells        (T, gh*gw, K)  class k has a ball centre in cell c            patch tokens of both towers
+    stem_cells   (T, sh*sw, K)  the same on the conv stem's 16-pixel cells      stem features of both towers
     counts       (T, K)         visible balls per class                         Long-CLIP frame embedding
     regions      (T, K, 9)      class k has a ball in view region r (3 x 3)     Long-CLIP frame embedding
     cue_xy       (T, 2)         cue-ball centre / (W, H), cue_present (T,)      Long-CLIP frame embedding
@@ -15,7 +16,10 @@ of ``(gh, gw)`` cells and the class vocabulary ``CLASSES`` (canonical ball ids; 
     final_cue_region ()         view region of the cue ball in the last frame   CLIP-ViP CLS + proxy tokens
 
 The heads are linear (a LayerNorm in front where the tower's output is not normalised), so what they read
-is linearly present in the towers; they are dropped at export, like the towers' text encoders.
+is linearly present in the towers; they are dropped at export, like the towers' text encoders. The stem heads
+(towers with a convolutional stem only) read the stem's feature map at ``STEM_STRIDE`` pixels per cell, taken
+with a forward hook while the tower runs: supervision next to the pixels, where ball identity is decided,
+instead of only through the transformer.
 
 Shape legend: V clips, T frames, P = gh*gw cells, K classes, Dv / Wi tower widths, Di frame-embedding width.
 """
@@ -23,6 +27,7 @@ Shape legend: V clips, T frames, P = gh*gw cells, K classes, Dv / Wi tower width
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +48,7 @@ MAX_POTTED = 8
 # Positives are rare (a frame has a few balls in ~100 cells x 23 classes): weighting them in the binary
 # cross-entropies lets the heads and towers leave the all-negative start.
 POS_WEIGHT = 5.0
+STEM_STRIDE = 16  # pixels per cell of the stem level the stem heads read
 
 
 def view_region(uv: np.ndarray) -> np.ndarray:
@@ -53,17 +59,31 @@ def view_region(uv: np.ndarray) -> np.ndarray:
     return row * 3 + col
 
 
-def frame_targets(truth: ft.FrameTruth, grid: tuple[int, int]) -> dict[str, np.ndarray]:
-    """Per-frame targets (see the module docstring) of the frames in ``truth``."""
+def _visible_cells(truth: ft.FrameTruth, grid: tuple[int, int]):
+    """Classes (B,), visibility (T, B) and cell index (T, B) of every ball on a ``grid`` of cells."""
     gh, gw = grid
-    T = truth.state.shape[0]
     cls = np.array([CLASS_INDEX.get(b, -1) for b in truth.balls], dtype=np.int64)  # (B,)
     vis = truth.visible() & (cls >= 0)[None]  # (T, B)
     col = np.clip((truth.xy[..., 0] / truth.width * gw).astype(np.int64), 0, gw - 1)  # (T, B)
     row = np.clip((truth.xy[..., 1] / truth.height * gh).astype(np.int64), 0, gh - 1)
-    cell = row * gw + col
+    return cls, vis, row * gw + col
+
+
+def ball_cells(truth: ft.FrameTruth, grid: tuple[int, int]) -> np.ndarray:
+    """(T, gh*gw, K): 1 where a ball of class k has its centre in cell c of frame t."""
+    cls, vis, cell = _visible_cells(truth, grid)
+    cells = np.zeros((truth.state.shape[0], grid[0] * grid[1], K), dtype=np.float32)
+    t_idx, b_idx = np.nonzero(vis)
+    cells[t_idx, cell[t_idx, b_idx], cls[b_idx]] = 1.0
+    return cells
+
+
+def frame_targets(truth: ft.FrameTruth, grid: tuple[int, int]) -> dict[str, np.ndarray]:
+    """Per-frame targets (see the module docstring) of the frames in ``truth``."""
+    T = truth.state.shape[0]
+    cls, vis, cell = _visible_cells(truth, grid)
     region = view_region(truth.uv)  # (T, B)
-    cells = np.zeros((T, gh * gw, K), dtype=np.float32)
+    cells = ball_cells(truth, grid)
     counts = np.zeros((T, K), dtype=np.float32)
     regions = np.zeros((T, K, REGIONS), dtype=np.float32)
     cue_xy = np.zeros((T, 2), dtype=np.float32)
@@ -71,7 +91,6 @@ def frame_targets(truth: ft.FrameTruth, grid: tuple[int, int]) -> dict[str, np.n
     cue_region = np.full(T, REGIONS, dtype=np.int64)
     cue_cell = np.full(T, -1, dtype=np.int64)
     t_idx, b_idx = np.nonzero(vis)
-    cells[t_idx, cell[t_idx, b_idx], cls[b_idx]] = 1.0
     np.add.at(counts, (t_idx, cls[b_idx]), 1.0)
     regions[t_idx, cls[b_idx], region[t_idx, b_idx]] = 1.0
     for t, b in zip(t_idx, b_idx, strict=True):
@@ -107,10 +126,17 @@ def clip_targets(truth: ft.FrameTruth) -> dict[str, np.ndarray]:
 class PerceptionHeads(nn.Module):
     """Linear heads on the towers' outputs (dropped at export)."""
 
-    def __init__(self, video_width: int, image_width: int, embed_dim: int, num_leading: int):
+    def __init__(
+        self, video_width: int, image_width: int, embed_dim: int, num_leading: int,
+        stem_channels: tuple[int | None, int | None] = (None, None),
+    ):  # fmt: skip
         super().__init__()
         self.video_cells = nn.Sequential(nn.LayerNorm(video_width), nn.Linear(video_width, K))
         self.image_cells = nn.Sequential(nn.LayerNorm(image_width), nn.Linear(image_width, K))
+        # 1x1 convolutions on the stems' STEM_STRIDE level (None: that tower has no conv stem)
+        video_stem, image_stem = stem_channels
+        self.video_stem = nn.Conv2d(video_stem, K, kernel_size=1) if video_stem else None
+        self.image_stem = nn.Conv2d(image_stem, K, kernel_size=1) if image_stem else None
         self.frame = nn.Linear(embed_dim, K + K * REGIONS + 2 + 1 + REGIONS + 1)
         self.clip = nn.Sequential(
             nn.LayerNorm(num_leading * video_width),
@@ -129,17 +155,59 @@ class PerceptionHeads(nn.Module):
         return {"potted": potted, "moved": moved, "potted_count": count, "final_cue_region": region}
 
 
+def stem_level(tower: nn.Module, stride: int = STEM_STRIDE) -> tuple[nn.Module, int] | None:
+    """(module, channels): the end of the block of a tower's conv stem whose output has ``stride`` pixels per
+    cell; None for the official patch conv (or a stem without that level)."""
+    convs = getattr(tower.patch_embedding, "convs", None)
+    if convs is None:
+        return None
+    scale, channels, found = 1, 0, None
+    for i, module in enumerate(convs):
+        if isinstance(module, nn.Conv2d):
+            scale, channels = scale * module.stride[0], module.out_channels
+        elif isinstance(module, nn.MaxPool2d):
+            scale *= 2
+        block_ends = i + 1 == len(convs) or isinstance(convs[i + 1], nn.Conv2d)
+        if scale == stride and block_ends:
+            found = (module, channels)
+    return found
+
+
+def stem_grid(tower_config: Any, stride: int = STEM_STRIDE) -> tuple[int, int]:
+    """The (rows, cols) of a tower's stem level at ``stride`` pixels per cell."""
+    return tuple(side // stride for side in tower_config.frame_size)
+
+
+@contextmanager
+def stem_features(towers: dict[str, nn.Module]):
+    """While inside, every named tower's run leaves its stem level's output (N, C, sh, sw) in the yielded dict
+    (forward hooks, removed on exit)."""
+    feats: dict[str, torch.Tensor] = {}
+    handles = []
+    for name, tower in towers.items():
+        level = stem_level(tower)
+        if level is not None:
+            handles.append(level[0].register_forward_hook(lambda m, i, o, name=name: feats.update({name: o})))
+    try:
+        yield feats
+    finally:
+        for h in handles:
+            h.remove()
+
+
 def tower_outputs(
     video_tower: nn.Module, image_tower: nn.Module, heads: PerceptionHeads, pixels: torch.Tensor
 ):
     """Head outputs of clips (V, T, 3, H, W): {name: logits}, with the cell logits of both towers
-    (V, T, P, K) and the frame-embedding and clip heads split into their targets; plus the towers' own
-    outputs ``video_hidden_states`` (V, M + T*P, Dv) and ``frame_embeds`` (V, T, Di)."""
+    (V, T, P, K) (and of their stems, (V, T, sh*sw, K), where the heads have stem heads) and the
+    frame-embedding and clip heads split into their targets; plus the towers' own outputs
+    ``video_hidden_states`` (V, M + T*P, Dv) and ``frame_embeds`` (V, T, Di)."""
     V, T = pixels.shape[:2]
     M = video_tower.config.num_leading_tokens
-    hidden = video_tower(pixels)  # (V, M + T*P, Dv), what TokenMining reads
+    with stem_features({"video": video_tower, "image": image_tower}) as stems:
+        hidden = video_tower(pixels)  # (V, M + T*P, Dv), what TokenMining reads
+        tokens = image_tower.forward_features(pixels.flatten(0, 1))  # (V*T, 1 + P, Wi)
     P = (hidden.shape[1] - M) // T
-    tokens = image_tower.forward_features(pixels.flatten(0, 1))  # (V*T, 1 + P, Wi)
     embeds = image_tower.projection(image_tower.pool(tokens))  # (V*T, Di) = encode_image
     out = {
         "video_hidden_states": hidden,
@@ -147,15 +215,24 @@ def tower_outputs(
         "video_cells": heads.video_cells(hidden[:, M:]).view(V, T, P, K),
         "image_cells": heads.image_cells(tokens[:, 1:]).view(V, T, P, K),
     }
+    for name, head in (("video", heads.video_stem), ("image", heads.image_stem)):
+        if head is not None and name in stems:
+            logits = head(stems[name]).float()  # (V*T, K, sh, sw)
+            out[f"{name}_stem_cells"] = (
+                logits.flatten(2).transpose(1, 2).unflatten(0, (V, T))
+            )  # (V, T, sh*sw, K)
     out.update({k: v.unflatten(0, (V, T)) for k, v in heads.split_frame(heads.frame(embeds)).items()})
     out.update(heads.split_clip(heads.clip(hidden[:, :M].flatten(1))))
     return out
 
 
-def perception_losses(out: dict[str, torch.Tensor], y: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def perception_losses(
+    out: dict[str, torch.Tensor], y: dict[str, torch.Tensor], stem_weight: float = 1.0
+) -> dict[str, torch.Tensor]:
     """One loss per target. The cell losses (the dense targets every tower token learns from) are summed over
     classes and averaged over cells; the region, potted and moved losses are averaged over classes too, so that
-    the per-frame and per-clip summaries do not outweigh the cells in the shared tower weights."""
+    the per-frame and per-clip summaries do not outweigh the cells in the shared tower weights. The stem-cell
+    losses (when both the outputs and the targets have them) count ``stem_weight`` times."""
     out = {k: v.float() for k, v in out.items() if k not in ("video_hidden_states", "frame_embeds")}
 
     def bce(logits, target, reduction="mean"):
@@ -163,7 +240,14 @@ def perception_losses(out: dict[str, torch.Tensor], y: dict[str, torch.Tensor]) 
         return F.binary_cross_entropy_with_logits(logits, target, reduction=reduction, pos_weight=weight)
 
     present = y["cue_present"]
+    stems = {
+        f"{tower}_stem_cells": stem_weight
+        * bce(out[f"{tower}_stem_cells"], y["stem_cells"], "none").sum(-1).mean()
+        for tower in ("video", "image")
+        if f"{tower}_stem_cells" in out and "stem_cells" in y
+    }
     return {
+        **stems,
         "video_cells": bce(out["video_cells"], y["cells"], reduction="none").sum(-1).mean(),
         "image_cells": bce(out["image_cells"], y["cells"], reduction="none").sum(-1).mean(),
         "counts": F.smooth_l1_loss(out["counts"], y["counts"]),
@@ -183,15 +267,20 @@ def perception_losses(out: dict[str, torch.Tensor], y: dict[str, torch.Tensor]) 
 class TowerPerceptionModel(nn.Module):
     """Both towers of a HiLight model under the perception targets (shares the towers' modules)."""
 
-    def __init__(self, video_tower: nn.Module, image_tower: nn.Module, heads: PerceptionHeads):
+    def __init__(
+        self, video_tower: nn.Module, image_tower: nn.Module, heads: PerceptionHeads, stem_weight: float = 1.0
+    ):
         super().__init__()
         self.video_tower = video_tower
         self.image_tower = image_tower
         self.heads = heads
+        self.stem_weight = stem_weight
 
     def forward(self, pixel_values: torch.Tensor, **targets: torch.Tensor) -> dict[str, torch.Tensor]:
         losses = perception_losses(
-            tower_outputs(self.video_tower, self.image_tower, self.heads, pixel_values), targets
+            tower_outputs(self.video_tower, self.image_tower, self.heads, pixel_values),
+            targets,
+            self.stem_weight,
         )
         return {"loss": sum(losses.values()), **{k: v.detach() for k, v in losses.items()}}
 
@@ -203,7 +292,11 @@ def heads_for(model: Any, folder: Any = None) -> PerceptionHeads:
     """Perception heads sized for a HiLight model's towers: fresh, or those a stage-0 ``folder`` saved beside its
     towers (``perception_heads.safetensors``), so a run that continues from a stage-0 model keeps its heads."""
     vc, ic = model.config.video_config, model.config.image_config
-    heads = PerceptionHeads(vc.hidden_size, ic.hidden_size, ic.projection_dim, vc.num_leading_tokens)
+    levels = [stem_level(tower) for tower in (model.video_tower, model.image_tower)]
+    stem_channels = tuple(level[1] if level else None for level in levels)
+    heads = PerceptionHeads(
+        vc.hidden_size, ic.hidden_size, ic.projection_dim, vc.num_leading_tokens, stem_channels
+    )
     path = Path(folder) / HEADS_FILE if folder is not None else None
     if path is not None and path.is_file():
         state, expected = load_file(str(path)), heads.state_dict()
@@ -225,6 +318,7 @@ class SceneDataset(torch.utils.data.Dataset):
     video_processor: Any
     grid: tuple[int, int]
     size: int
+    stem_grid: tuple[int, int] | None = None  # adds the stem-cell targets
 
     def __len__(self) -> int:
         return self.size
@@ -232,7 +326,7 @@ class SceneDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         scene = self.stream[int(index)]
         row = {"pixel_values": self.video_processor.transform(scene.frames)}
-        row.update(targets_of(scene.truth, self.grid, scene.truth))
+        row.update(targets_of(scene.truth, self.grid, scene.truth, self.stem_grid))
         return row
 
 
@@ -247,6 +341,7 @@ class ClipTruthDataset(torch.utils.data.Dataset):
     video_processor: Any
     grid: tuple[int, int]
     num_frames: int
+    stem_grid: tuple[int, int] | None = None  # adds the stem-cell targets
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -258,7 +353,7 @@ class ClipTruthDataset(torch.utils.data.Dataset):
         )
         whole = ft.read(self.root / clip["frame_truth"])
         row = {"pixel_values": self.video_processor.transform(frames)}
-        row.update(targets_of(whole.select(meta.frames_indices), self.grid, whole))
+        row.update(targets_of(whole.select(meta.frames_indices), self.grid, whole, self.stem_grid))
         return row
 
 
@@ -295,10 +390,16 @@ class InterleavedDataset(torch.utils.data.Dataset):
 
 
 def targets_of(
-    sampled: ft.FrameTruth, grid: tuple[int, int], whole: ft.FrameTruth
+    sampled: ft.FrameTruth,
+    grid: tuple[int, int],
+    whole: ft.FrameTruth,
+    stem_grid: tuple[int, int] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Frame targets of the sampled frames and clip targets of the whole clip, as tensors."""
+    """Frame targets of the sampled frames and clip targets of the whole clip, as tensors (with the stem cells
+    on ``stem_grid`` when given)."""
     rows = {**frame_targets(sampled, grid), **clip_targets(whole)}
+    if stem_grid is not None:
+        rows["stem_cells"] = ball_cells(sampled, stem_grid)
     return {k: torch.as_tensor(v) for k, v in rows.items() if k != "cue_cell"}
 
 

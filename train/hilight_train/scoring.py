@@ -5,7 +5,8 @@ compared with the truth stored in `annotations.json`:
 
 - sets of balls (``potted_balls``) compare as multisets; counts, yes/no, pockets, ball ids, regions,
   cue-ball actions and foul reasons compare exactly;
-- ``pot_time`` is correct within ``time_tolerance`` seconds; its absolute error is kept as well;
+- ``pot_time`` is correct within ``time_tolerance`` seconds; its absolute error is kept as well ("none",
+  the ball was not potted, compares exactly);
 - ``caption`` scores event-level F1 between the events the caption states and the true events
   (precision and recall are kept).
 
@@ -48,6 +49,8 @@ def compare_facts(
     if qtype == "caption":
         metrics = event_f1(truth, pred)
         return {"score": metrics["f1"], **metrics}
+    if qtype in TIME_TYPES and (isinstance(truth, str) or isinstance(pred, str)):
+        return {"score": float(truth == pred)}  # "none": the ball was not potted
     if qtype in TIME_TYPES:
         error = abs(float(pred) - float(truth))
         return {"score": float(error <= time_tolerance), "abs_error": error}

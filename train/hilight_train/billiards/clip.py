@@ -1,8 +1,10 @@
 """One clip end to end: sample, simulate, judge, describe, render and encode.
 
 ``make_clip(game, seed, cfg)`` is a pure function of its arguments (all randomness comes from
-``numpy.random.default_rng(seed)``), so the same seed gives the same record, the same video bytes and the
-same per-frame ground truth (``frame_truth``: where every ball is drawn in every frame).
+``numpy.random.default_rng(seed)``, the questions' and commentary's from a second stream of the same seed),
+so the same seed gives the same record, the same video bytes and the same per-frame ground truth
+(``frame_truth``: where every ball is drawn in every frame), and a change of wording leaves the pictures
+as they were.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import pooltool.constants as const
 from . import frame_truth
 from .camera import sample_camera
 from .captions import canonical_events, caption_events, make_caption
+from .dataset import ENGINE_VERSION
 from .games import get_game
 from .qa import make_questions
 from .render import BallSprites, render_background, render_frames, sample_look
@@ -27,8 +30,6 @@ from .shots import build_system, sample_shot
 from .simulate import end_time, extract_events, sample_positions, simulate_shot, truncate
 from .tables import make_table
 from .truth import summarize
-
-ENGINE_VERSION = "1"
 
 
 @dataclass(frozen=True)
@@ -101,8 +102,11 @@ def make_clip(game: str, seed: int, cfg: ClipConfig = ClipConfig(), timings: dic
     truth = summarize(
         game, events, ids, times, xyz, on, cam.view, n_frames / cfg.fps, truncated, rules, R, cue_moving
     )
-    qa = make_questions(game, truth, rng)
-    caption = make_caption(game, truth, rng)
+    words = np.random.default_rng(
+        [seed, 1]
+    )  # questions and commentary: their own stream, so wording never moves the pictures
+    qa = make_questions(game, truth, words)
+    caption = make_caption(game, truth, words)
     look = sample_look(game, rng)
     t1, c1 = time.perf_counter(), time.process_time()
     from .games import canonical_ball

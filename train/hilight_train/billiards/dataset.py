@@ -30,6 +30,9 @@ import numpy as np
 from ..files import atomic_write_text
 from .games import GAMES
 
+# What a clip's record holds, by version: "2" asks every clip the same question types whatever was potted, and
+# draws the wording from its own random stream. Records of another version are made again.
+ENGINE_VERSION = "2"
 SPLITS = ("train", "val", "test")
 SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
 CAPTION_QUESTIONS = (
@@ -78,10 +81,15 @@ def plan(
 
 
 def is_done(out: Path, job: ClipJob) -> bool:
-    return all(
+    """The clip's files are all there and its record was made by this engine version from this seed (a record
+    of another version or seed is made again)."""
+    if not all(
         (out / sub / f"{job.clip_id}{ext}").exists()
         for sub, ext in (("records", ".json"), ("videos", ".mp4"), ("truth", ".safetensors"))
-    )
+    ):
+        return False
+    record = json.loads((out / "records" / f"{job.clip_id}.json").read_text(encoding="utf-8"))
+    return record.get("engine_version") == ENGINE_VERSION and record.get("seed") == job.seed
 
 
 def run_job(out: Path, job: ClipJob, cfg, timings: dict | None = None) -> str:

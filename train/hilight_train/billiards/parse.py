@@ -15,13 +15,13 @@ scratch                   bool, the cue ball went into a pocket
 first_contact             canonical ball id of the first object ball the cue ball touched, or "none"
 pocket_of_ball            pocket id: "top-left" "top-right" "bottom-left" "bottom-right"
                           "top-middle" "bottom-middle" "left-middle" "right-middle" (as seen in the
-                          picture; see :mod:`.camera`)
+                          picture; see :mod:`.camera`), or "none" when the named ball was not potted
 cushions_before_contact   int, cue-ball cushion contacts before its first ball contact
 cue_cushions_total        int, all cue-ball cushion contacts in the clip
 ball_moved                bool, the named ball moved (potted counts as moved)
-first_potted              canonical ball id of the first ball to drop (may be "cue")
+first_potted              canonical ball id of the first ball to drop (may be "cue"), or "none"
 pot_time                  float, seconds from the start of the clip to the ball's pocket event,
-                          rounded to one decimal
+                          rounded to one decimal, or "none" when the named ball was not potted
 foul                      bool, the shot was a foul under the game's rules
 foul_reason               {"foul": bool, "reason": code or None}; codes in ``rules.REASONS``:
                           "scratch" "no-contact" "wrong-ball-first" "no-rail" "illegal-8-ball"
@@ -108,6 +108,11 @@ def _one_ball(text: str, exclude_cue: bool) -> str | None:
     if balls:
         return balls[0]
     return "none" if _NONE_RE.search(text) else None
+
+
+_NOT_POTTED_RE = re.compile(
+    r"\b(not potted|never potted|stayed on the table|did not go into a pocket|not go into a pocket)\b", re.I
+)
 
 
 def parse_pocket(text: str) -> str | None:
@@ -225,6 +230,8 @@ def parse_answer(qtype: str, text: str):
         if m:
             return m.group(1).lower()
         return "none" if _NONE_RE.search(text) else None
+    if qtype in ("pocket_of_ball", "pot_time") and _NOT_POTTED_RE.search(text):
+        return "none"  # the named ball was not potted
     if qtype == "pocket_of_ball":
         return parse_pocket(text)
     if qtype == "pot_time":

@@ -223,6 +223,8 @@ def _yesno(b: bool) -> str:
 
 def short_answer(qtype: str, facts, ctx: dict) -> str:
     """The canonical short form of an answer."""
+    if qtype in ("pocket_of_ball", "pot_time") and facts == "none":
+        return "not potted"
     if qtype in ("potted_balls",):
         return balls_short(facts)
     if qtype in (
@@ -290,6 +292,12 @@ def _sentences(qtype: str, facts, ctx: dict) -> list[str]:
             ]
         p = ball_phrase(facts, game)
         return [f"The cue ball hit {p} first.", f"It struck {p} first.", f"First contact was with {p}."]
+    if qtype in ("pocket_of_ball", "pot_time") and facts == "none":
+        return [
+            f"{_cap(bp)} was not potted.",
+            f"{_cap(bp)} stayed on the table.",
+            "It did not go into a pocket.",
+        ]
     if qtype == "pocket_of_ball":
         pp = pocket_phrase(facts)
         return [f"{_cap(bp)} went into the {pp}.", f"It dropped in the {pp}.", f"The {pp}."]
@@ -317,6 +325,8 @@ def _sentences(qtype: str, facts, ctx: dict) -> list[str]:
             if facts == "none":
                 return ["The cue ball did not hit either object ball.", "Neither; it missed both balls."]
             return [f"The cue ball hit {p} first.", f"It reached {p} first.", f"{_cap(p)} was hit first."]
+        if facts == "none":
+            return ["No ball was potted.", "Nothing was potted.", "None of the balls dropped."]
         return [
             f"{_cap(p)} dropped first.",
             f"The first ball to go down was {p}.",
@@ -393,8 +403,21 @@ def answer_key(qtype: str, facts):
     return facts
 
 
+def pot_question_ball(truth: dict, rng: np.random.Generator) -> str | None:
+    """The ball a pocket / pot-time question names: a potted or a not-potted ball with equal chance (uniform
+    within the group), among the balls with a unique name (not snooker reds), so that the question being asked
+    says nothing about what happened; None when no ball qualifies."""
+    names = [n for n in truth["final"] if "#" not in n]
+    gone = {p["ball"] for p in truth["potted"]}
+    potted, stayed = [n for n in names if n in gone], [n for n in names if n not in gone]
+    group = potted if (potted and (not stayed or rng.random() < 0.5)) else stayed
+    return group[int(rng.integers(len(group)))] if group else None
+
+
 def _entries(game: str, truth: dict, rng: np.random.Generator) -> list[tuple[str, object, dict]]:
-    """All (qtype, facts, ctx) this clip can answer."""
+    """All (qtype, facts, ctx) this clip can answer. Which types are asked, and about which ball, does not depend
+    on the clip's outcome (a clip where nothing dropped is asked where and when a ball dropped too), so that the
+    questions of one chat session do not tell the answers of the others; only ``KEEP`` thins by answer."""
     out: list[tuple[str, object, dict]] = []
     ctx = {"game": game}
     potted = truth["potted"]
@@ -406,14 +429,13 @@ def _entries(game: str, truth: dict, rng: np.random.Generator) -> list[tuple[str
         out.append(("potted_count", len(obj_potted), ctx))
         out.append(("scratch", any(p["ball"] == "cue" for p in potted), ctx))
         out.append(("first_contact", contact or "none", ctx))
-        if potted:
-            p = potted[int(rng.integers(len(potted)))]
-            if not (
-                p["ball"] == "red" and sum(q["ball"] == "red" for q in potted) > 1
-            ):  # "a red" must be unique
-                out.append(("pocket_of_ball", p["pocket"], {**ctx, "ball": p["ball"]}))
-                out.append(("pot_time", round(p["t"], 1), {**ctx, "ball": p["ball"]}))
-            out.append(("first_potted", potted[0]["ball"], ctx))
+        out.append(("first_potted", potted[0]["ball"] if potted else "none", ctx))
+        ball = pot_question_ball(truth, rng)
+        if ball is not None:
+            pot = next((p for p in potted if p["ball"] == ball), None)
+            bctx = {**ctx, "ball": ball}
+            out.append(("pocket_of_ball", pot["pocket"] if pot else "none", bctx))
+            out.append(("pot_time", round(pot["t"], 1) if pot else "none", bctx))
         out.append(("foul", rules["foul"], ctx))
         out.append(("foul_reason", {"foul": rules["foul"], "reason": rules["reason"]}, ctx))
     else:

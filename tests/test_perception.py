@@ -73,6 +73,18 @@ def test_dense_targets_of_a_hand_made_truth():
     assert y["counts"][0, red] == 2 and y["counts"][1, red] == 1
     assert y["cue_region"].tolist() == [0, 4] and y["cue_cell"].tolist() == [0, 1]
     assert np.allclose(y["cue_xy"][0], [10 / 448, 10 / 256]) and y["regions"][0, red, 8] == 1
+    # every visible ball's cell and class, padded with -1 (frame 1: the potted red is gone)
+    assert y["ball_cell"][0, :3].tolist() == [0, 6, 6] and y["ball_class"][0, :3].tolist() == [cue, red, red]
+    assert y["ball_cell"][1, :2].tolist() == [1, 6] and (y["ball_cell"][1, 2:] == -1).all()
+    # the identity loss reads the cell logits at those cells: low when the right class wins there
+    from hilight_train.perception import ball_identity_loss
+
+    cells, classes = torch.as_tensor(y["ball_cell"])[None], torch.as_tensor(y["ball_class"])[None]
+    logits = torch.zeros(1, 2, 8, len(CLASS_INDEX))
+    chance = ball_identity_loss(logits, cells, classes)
+    assert torch.isclose(chance, torch.tensor(float(np.log(len(CLASS_INDEX)))))
+    logits[0, :, 6, red] = logits[0, 0, 0, cue] = logits[0, 1, 1, cue] = 10.0
+    assert ball_identity_loss(logits, cells, classes) < 1e-3 < chance
     c = clip_targets(truth)
     assert c["potted"][red] == 1 and c["potted"].sum() == 1 and int(c["potted_count"]) == 1
     assert c["moved"][cue] == 1 and c["moved"][red] == 1 and int(c["final_cue_region"]) == 4
@@ -164,48 +176,3 @@ def test_a_run_that_continues_from_a_stage0_folder_starts_from_its_heads(tmp_pat
     save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / HEADS_FILE))
     with pytest.raises(ValueError, match=r"frame\.weight"):
         heads_for(model, tmp_path)
-
-
-def test_stem_heads_read_the_conv_stems_16_pixel_level_and_leave_no_hooks():
-    from hilight.configuration_hilight import HiLightConfig
-    from hilight.modeling_hilight import HiLightForConditionalGeneration
-    from hilight_train.perception import (
-        ball_cells,
-        heads_for,
-        perception_losses,
-        stem_grid,
-        stem_level,
-        targets_of,
-        tower_outputs,
-    )
-
-    torch.manual_seed(0)
-    model = HiLightForConditionalGeneration(HiLightConfig.from_preset("tiny", **OVERRIDES))
-    vc = model.config.video_config
-    sh, sw = stem_grid(vc)
-    assert (sh, sw) == (64 // 16, 96 // 16)
-    module, channels = stem_level(model.video_tower)
-    seen = {}
-    handle = module.register_forward_hook(lambda m, i, o: seen.update(shape=tuple(o.shape)))
-    pixels = torch.randn(2, 4, 3, 64, 96)
-    model.video_tower(pixels)
-    handle.remove()
-    assert seen["shape"] == (2 * 4, channels, sh, sw)  # the block that ends at 16 pixels per cell
-    heads = heads_for(model)
-    assert heads.video_stem.in_channels == channels and heads.image_stem is not None
-    out = tower_outputs(model.video_tower, model.image_tower, heads, pixels)
-    assert out["video_stem_cells"].shape == out["image_stem_cells"].shape == (2, 4, sh * sw, len(CLASS_INDEX))
-    # the hooks are gone once the towers have run: a plain forward leaves nothing behind
-    assert not any(m._forward_hooks for m in model.modules())
-    # stem targets: the ball cells on the 16-pixel grid, and their losses count stem_weight times
-    stream = SceneStream(("9ball",), seed=1, frames=4, width=96, height=64)
-    truth = stream[0].truth
-    y = targets_of(truth, vc.grid_size, truth, (sh, sw))
-    assert torch.equal(y["stem_cells"], torch.as_tensor(ball_cells(truth, (sh, sw))))
-    assert y["stem_cells"].sum() == truth.visible().sum()
-    batch = {k: torch.stack([v, v]) for k, v in y.items()}
-    one, two = perception_losses(out, batch, 1.0), perception_losses(out, batch, 2.0)
-    assert torch.allclose(two["video_stem_cells"], 2 * one["video_stem_cells"])
-    assert "video_stem_cells" not in perception_losses(
-        out, {k: v for k, v in batch.items() if k != "stem_cells"}
-    )

@@ -43,7 +43,6 @@ from hilight_train.perception import (
     PerceptionHeads,
     dataset_clips,
     heads_for,
-    stem_grid,
     tower_outputs,
 )
 from hilight_train.probes import cnn_classifier, linear_probe, train_classifier
@@ -66,8 +65,7 @@ def run(model, heads: PerceptionHeads, processor, data: Path, clips: list[dict],
     grid = model.config.video_config.grid_size
     M = model.config.video_config.num_leading_tokens
     out: dict[str, list] = {}
-    fine = stem_grid(model.config.video_config) if heads.video_stem is not None else None
-    dataset = ClipTruthDataset(data, clips, processor.video_processor, grid, model.config.num_frames, fine)
+    dataset = ClipTruthDataset(data, clips, processor.video_processor, grid, model.config.num_frames)
     for i in tqdm(range(0, len(clips), batch), desc="towers", unit="batch"):
         chunk = [dataset[j] for j in range(i, min(i + batch, len(clips)))]
         targets = [{k: v for k, v in row.items() if k != "pixel_values"} for row in chunk]
@@ -83,11 +81,6 @@ def run(model, heads: PerceptionHeads, processor, data: Path, clips: list[dict],
             "count_scores": scores["counts"].float(),  # (V, T, K) the frame head's visible balls per class
             "video_cells": scores["video_cells"].float().sigmoid(),
             "image_cells": scores["image_cells"].float().sigmoid(),
-            **{
-                f"{t}_stem_cells": scores[f"{t}_stem_cells"].sigmoid()
-                for t in ("video", "image")
-                if f"{t}_stem_cells" in scores
-            },
             "cnn_input": torch.cat(
                 [pixel_values[:, 0], pixel_values[:, -1]], dim=1
             ).bfloat16(),  # (V, 6, H, W)
@@ -268,9 +261,6 @@ def main() -> int:
     train = run(model, heads, processor, args.data, clips_train)
     test = run(model, heads, processor, args.data, clips_test)
     cells = {tower: cell_metrics(test[f"{tower}_cells"], test["cells"]) for tower in ("video", "image")}
-    for tower in ("video", "image"):  # the stem heads' 16-pixel cells, where the towers have conv stems
-        if f"{tower}_stem_cells" in test:
-            cells[f"{tower}_stem"] = cell_metrics(test[f"{tower}_stem_cells"], test["stem_cells"])
     probes = probe_table(train, test, clips_train, clips_test, args.cnn_steps)
     args.out.mkdir(parents=True, exist_ok=True)
     counts = count_metrics(test)

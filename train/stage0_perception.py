@@ -38,7 +38,6 @@ from hilight_train.perception import (
     collate,
     dataset_clips,
     heads_for,
-    stem_grid,
 )
 from hilight_train.stages import with_device_default
 from hilight_train.training import (
@@ -72,12 +71,9 @@ class PerceptionArguments:
             "per step at the same cost; CLIP-ViP interpolates its temporal table to any frame count."
         },
     )
-    stem_weight: float = field(
+    id_weight: float = field(
         default=1.0,
-        metadata={
-            "help": "Weight of the stem-cell losses (the conv stems' 16-pixel cells, read by 1x1 heads; 0 turns "
-            "them off). Towers with the official patch conv have no stem heads."
-        },
+        metadata={"help": "Weight of the ball-identity losses (each visible ball's class among all; 0: off)."},
     )
     model_name_or_path: str | None = field(default=None, metadata={"help": "Start from this HiLight folder."})
     preset: str = field(default="tiny", metadata={"help": "Preset of a fresh model."})
@@ -108,19 +104,18 @@ def main(argv: list[str] | None = None) -> HiLightTrainer:
         tuple(args.games.split(",")), seed=args.stream_seed, frames=args.scene_frames or model.config.num_frames,
         width=width, height=height,
     )  # fmt: skip
-    fine = stem_grid(vc) if args.stem_weight > 0 else None
-    dataset = SceneDataset(stream, processor.video_processor, vc.grid_size, args.scenes, fine)
+    dataset = SceneDataset(stream, processor.video_processor, vc.grid_size, args.scenes)
     if args.clips_data:
         root = Path(args.clips_data)
         clips = dataset_clips(root, "train")
         if not clips:
             raise SystemExit(f"{root}: no train-split clips")
         frames = args.scene_frames or model.config.num_frames
-        clip_rows = ClipTruthDataset(root, clips, processor.video_processor, vc.grid_size, frames, fine)
+        clip_rows = ClipTruthDataset(root, clips, processor.video_processor, vc.grid_size, frames)
         dataset = InterleavedDataset(dataset, clip_rows, args.clips_every)
     heads = heads_for(model, args.model_name_or_path)  # a stage-0 folder's own heads when it has them
     trainer = HiLightTrainer(
-        model=TowerPerceptionModel(model.video_tower, model.image_tower, heads, args.stem_weight),
+        model=TowerPerceptionModel(model.video_tower, model.image_tower, heads, args.id_weight),
         args=training_args,
         train_dataset=dataset,
         data_collator=collate,

@@ -5,21 +5,19 @@ comes from a `FrameTruth` (a stream scene's or a dataset clip's sampled frames),
 of ``(gh, gw)`` cells and the class vocabulary ``CLASSES`` (canonical ball ids; snooker reds are one class):
 
     cells        (T, gh*gw, K)  class k has a ball centre in cell c            patch tokens of both towers
-    stem_cells   (T, sh*sw, K)  the same on the conv stem's 16-pixel cells      stem features of both towers
     counts       (T, K)         visible balls per class                         Long-CLIP frame embedding
     regions      (T, K, 9)      class k has a ball in view region r (3 x 3)     Long-CLIP frame embedding
     cue_xy       (T, 2)         cue-ball centre / (W, H), cue_present (T,)      Long-CLIP frame embedding
     cue_region   (T,)           view region of the cue ball, 9 = not visible    Long-CLIP frame embedding
+    ball_cell    (T, MAX_BALLS)  cell of each visible ball (-1: padding)         patch tokens of both towers
+    ball_class   (T, MAX_BALLS)  its class: the cell logits at a ball's cell are also a K-way choice
     potted       (K,)           a ball of class k left the table in the clip    CLIP-ViP CLS + proxy tokens
     moved        (K,)           a ball of class k moved (or left the table)     CLIP-ViP CLS + proxy tokens
     potted_count ()             balls that left the table, capped at 8          CLIP-ViP CLS + proxy tokens
     final_cue_region ()         view region of the cue ball in the last frame   CLIP-ViP CLS + proxy tokens
 
 The heads are linear (a LayerNorm in front where the tower's output is not normalised), so what they read
-is linearly present in the towers; they are dropped at export, like the towers' text encoders. The stem heads
-(towers with a convolutional stem only) read the stem's feature map at ``STEM_STRIDE`` pixels per cell, taken
-with a forward hook while the tower runs: supervision next to the pixels, where ball identity is decided,
-instead of only through the transformer.
+is linearly present in the towers; they are dropped at export, like the towers' text encoders.
 
 Shape legend: V clips, T frames, P = gh*gw cells, K classes, Dv / Wi tower widths, Di frame-embedding width.
 """
@@ -27,7 +25,6 @@ Shape legend: V clips, T frames, P = gh*gw cells, K classes, Dv / Wi tower width
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,10 +42,10 @@ CLASS_INDEX = {c: i for i, c in enumerate(CLASSES)}
 K = len(CLASSES)
 REGIONS = 9  # the 3 x 3 view regions of camera.REGIONS, row-major from the top-left
 MAX_POTTED = 8
+MAX_BALLS = 22  # the most balls a frame can show (snooker: 15 reds, 6 colours, the cue ball)
 # Positives are rare (a frame has a few balls in ~100 cells x 23 classes): weighting them in the binary
 # cross-entropies lets the heads and towers leave the all-negative start.
 POS_WEIGHT = 5.0
-STEM_STRIDE = 16  # pixels per cell of the stem level the stem heads read
 
 
 def view_region(uv: np.ndarray) -> np.ndarray:
@@ -59,31 +56,17 @@ def view_region(uv: np.ndarray) -> np.ndarray:
     return row * 3 + col
 
 
-def _visible_cells(truth: ft.FrameTruth, grid: tuple[int, int]):
-    """Classes (B,), visibility (T, B) and cell index (T, B) of every ball on a ``grid`` of cells."""
+def frame_targets(truth: ft.FrameTruth, grid: tuple[int, int]) -> dict[str, np.ndarray]:
+    """Per-frame targets (see the module docstring) of the frames in ``truth``."""
     gh, gw = grid
+    T = truth.state.shape[0]
     cls = np.array([CLASS_INDEX.get(b, -1) for b in truth.balls], dtype=np.int64)  # (B,)
     vis = truth.visible() & (cls >= 0)[None]  # (T, B)
     col = np.clip((truth.xy[..., 0] / truth.width * gw).astype(np.int64), 0, gw - 1)  # (T, B)
     row = np.clip((truth.xy[..., 1] / truth.height * gh).astype(np.int64), 0, gh - 1)
-    return cls, vis, row * gw + col
-
-
-def ball_cells(truth: ft.FrameTruth, grid: tuple[int, int]) -> np.ndarray:
-    """(T, gh*gw, K): 1 where a ball of class k has its centre in cell c of frame t."""
-    cls, vis, cell = _visible_cells(truth, grid)
-    cells = np.zeros((truth.state.shape[0], grid[0] * grid[1], K), dtype=np.float32)
-    t_idx, b_idx = np.nonzero(vis)
-    cells[t_idx, cell[t_idx, b_idx], cls[b_idx]] = 1.0
-    return cells
-
-
-def frame_targets(truth: ft.FrameTruth, grid: tuple[int, int]) -> dict[str, np.ndarray]:
-    """Per-frame targets (see the module docstring) of the frames in ``truth``."""
-    T = truth.state.shape[0]
-    cls, vis, cell = _visible_cells(truth, grid)
+    cell = row * gw + col
     region = view_region(truth.uv)  # (T, B)
-    cells = ball_cells(truth, grid)
+    cells = np.zeros((T, gh * gw, K), dtype=np.float32)
     counts = np.zeros((T, K), dtype=np.float32)
     regions = np.zeros((T, K, REGIONS), dtype=np.float32)
     cue_xy = np.zeros((T, 2), dtype=np.float32)
@@ -91,6 +74,11 @@ def frame_targets(truth: ft.FrameTruth, grid: tuple[int, int]) -> dict[str, np.n
     cue_region = np.full(T, REGIONS, dtype=np.int64)
     cue_cell = np.full(T, -1, dtype=np.int64)
     t_idx, b_idx = np.nonzero(vis)
+    cells[t_idx, cell[t_idx, b_idx], cls[b_idx]] = 1.0
+    ball_cell = np.full((T, MAX_BALLS), -1, dtype=np.int64)
+    ball_class = np.full((T, MAX_BALLS), -1, dtype=np.int64)
+    slot = np.cumsum(vis, axis=1)[t_idx, b_idx] - 1  # the k-th visible ball of its frame
+    ball_cell[t_idx, slot], ball_class[t_idx, slot] = cell[t_idx, b_idx], cls[b_idx]
     np.add.at(counts, (t_idx, cls[b_idx]), 1.0)
     regions[t_idx, cls[b_idx], region[t_idx, b_idx]] = 1.0
     for t, b in zip(t_idx, b_idx, strict=True):
@@ -101,7 +89,7 @@ def frame_targets(truth: ft.FrameTruth, grid: tuple[int, int]) -> dict[str, np.n
             cue_cell[t] = cell[t, b]
     return {
         "cells": cells, "counts": counts, "regions": regions, "cue_xy": cue_xy, "cue_present": cue_present,
-        "cue_region": cue_region, "cue_cell": cue_cell,
+        "cue_region": cue_region, "cue_cell": cue_cell, "ball_cell": ball_cell, "ball_class": ball_class,
     }  # fmt: skip
 
 
@@ -126,17 +114,10 @@ def clip_targets(truth: ft.FrameTruth) -> dict[str, np.ndarray]:
 class PerceptionHeads(nn.Module):
     """Linear heads on the towers' outputs (dropped at export)."""
 
-    def __init__(
-        self, video_width: int, image_width: int, embed_dim: int, num_leading: int,
-        stem_channels: tuple[int | None, int | None] = (None, None),
-    ):  # fmt: skip
+    def __init__(self, video_width: int, image_width: int, embed_dim: int, num_leading: int):
         super().__init__()
         self.video_cells = nn.Sequential(nn.LayerNorm(video_width), nn.Linear(video_width, K))
         self.image_cells = nn.Sequential(nn.LayerNorm(image_width), nn.Linear(image_width, K))
-        # 1x1 convolutions on the stems' STEM_STRIDE level (None: that tower has no conv stem)
-        video_stem, image_stem = stem_channels
-        self.video_stem = nn.Conv2d(video_stem, K, kernel_size=1) if video_stem else None
-        self.image_stem = nn.Conv2d(image_stem, K, kernel_size=1) if image_stem else None
         self.frame = nn.Linear(embed_dim, K + K * REGIONS + 2 + 1 + REGIONS + 1)
         self.clip = nn.Sequential(
             nn.LayerNorm(num_leading * video_width),
@@ -155,59 +136,17 @@ class PerceptionHeads(nn.Module):
         return {"potted": potted, "moved": moved, "potted_count": count, "final_cue_region": region}
 
 
-def stem_level(tower: nn.Module, stride: int = STEM_STRIDE) -> tuple[nn.Module, int] | None:
-    """(module, channels): the end of the block of a tower's conv stem whose output has ``stride`` pixels per
-    cell; None for the official patch conv (or a stem without that level)."""
-    convs = getattr(tower.patch_embedding, "convs", None)
-    if convs is None:
-        return None
-    scale, channels, found = 1, 0, None
-    for i, module in enumerate(convs):
-        if isinstance(module, nn.Conv2d):
-            scale, channels = scale * module.stride[0], module.out_channels
-        elif isinstance(module, nn.MaxPool2d):
-            scale *= 2
-        block_ends = i + 1 == len(convs) or isinstance(convs[i + 1], nn.Conv2d)
-        if scale == stride and block_ends:
-            found = (module, channels)
-    return found
-
-
-def stem_grid(tower_config: Any, stride: int = STEM_STRIDE) -> tuple[int, int]:
-    """The (rows, cols) of a tower's stem level at ``stride`` pixels per cell."""
-    return tuple(side // stride for side in tower_config.frame_size)
-
-
-@contextmanager
-def stem_features(towers: dict[str, nn.Module]):
-    """While inside, every named tower's run leaves its stem level's output (N, C, sh, sw) in the yielded dict
-    (forward hooks, removed on exit)."""
-    feats: dict[str, torch.Tensor] = {}
-    handles = []
-    for name, tower in towers.items():
-        level = stem_level(tower)
-        if level is not None:
-            handles.append(level[0].register_forward_hook(lambda m, i, o, name=name: feats.update({name: o})))
-    try:
-        yield feats
-    finally:
-        for h in handles:
-            h.remove()
-
-
 def tower_outputs(
     video_tower: nn.Module, image_tower: nn.Module, heads: PerceptionHeads, pixels: torch.Tensor
 ):
     """Head outputs of clips (V, T, 3, H, W): {name: logits}, with the cell logits of both towers
-    (V, T, P, K) (and of their stems, (V, T, sh*sw, K), where the heads have stem heads) and the
-    frame-embedding and clip heads split into their targets; plus the towers' own outputs
-    ``video_hidden_states`` (V, M + T*P, Dv) and ``frame_embeds`` (V, T, Di)."""
+    (V, T, P, K) and the frame-embedding and clip heads split into their targets; plus the towers' own
+    outputs ``video_hidden_states`` (V, M + T*P, Dv) and ``frame_embeds`` (V, T, Di)."""
     V, T = pixels.shape[:2]
     M = video_tower.config.num_leading_tokens
-    with stem_features({"video": video_tower, "image": image_tower}) as stems:
-        hidden = video_tower(pixels)  # (V, M + T*P, Dv), what TokenMining reads
-        tokens = image_tower.forward_features(pixels.flatten(0, 1))  # (V*T, 1 + P, Wi)
+    hidden = video_tower(pixels)  # (V, M + T*P, Dv), what TokenMining reads
     P = (hidden.shape[1] - M) // T
+    tokens = image_tower.forward_features(pixels.flatten(0, 1))  # (V*T, 1 + P, Wi)
     embeds = image_tower.projection(image_tower.pool(tokens))  # (V*T, Di) = encode_image
     out = {
         "video_hidden_states": hidden,
@@ -215,39 +154,44 @@ def tower_outputs(
         "video_cells": heads.video_cells(hidden[:, M:]).view(V, T, P, K),
         "image_cells": heads.image_cells(tokens[:, 1:]).view(V, T, P, K),
     }
-    for name, head in (("video", heads.video_stem), ("image", heads.image_stem)):
-        if head is not None and name in stems:
-            logits = head(stems[name]).float()  # (V*T, K, sh, sw)
-            out[f"{name}_stem_cells"] = (
-                logits.flatten(2).transpose(1, 2).unflatten(0, (V, T))
-            )  # (V, T, sh*sw, K)
     out.update({k: v.unflatten(0, (V, T)) for k, v in heads.split_frame(heads.frame(embeds)).items()})
     out.update(heads.split_clip(heads.clip(hidden[:, :M].flatten(1))))
     return out
 
 
+def ball_identity_loss(cell_logits: torch.Tensor, ball_cell: torch.Tensor, ball_class: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of each visible ball's class among all K, from the cell logits (V, T, P, K) at its cell
+    (ball_cell / ball_class (V, T, MAX_BALLS), -1 = padding): where the per-class binary losses let similar
+    classes (a solid and the stripe of its colour) both fire, this makes them compete."""
+    index = ball_cell.clamp(min=0)[..., None].expand(-1, -1, -1, cell_logits.shape[-1])  # (V, T, MAX_BALLS, K)
+    logits = cell_logits.gather(2, index)  # (V, T, MAX_BALLS, K)
+    target = torch.where(ball_cell >= 0, ball_class, -100)
+    if not (target >= 0).any():
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits.flatten(0, 2), target.flatten(), ignore_index=-100)
+
+
 def perception_losses(
-    out: dict[str, torch.Tensor], y: dict[str, torch.Tensor], stem_weight: float = 1.0
+    out: dict[str, torch.Tensor], y: dict[str, torch.Tensor], id_weight: float = 1.0
 ) -> dict[str, torch.Tensor]:
     """One loss per target. The cell losses (the dense targets every tower token learns from) are summed over
     classes and averaged over cells; the region, potted and moved losses are averaged over classes too, so that
-    the per-frame and per-clip summaries do not outweigh the cells in the shared tower weights. The stem-cell
-    losses (when both the outputs and the targets have them) count ``stem_weight`` times."""
+    the per-frame and per-clip summaries do not outweigh the cells in the shared tower weights. The ball
+    identity losses (`ball_identity_loss`, on both towers' cell logits) count ``id_weight`` times (0: off)."""
     out = {k: v.float() for k, v in out.items() if k not in ("video_hidden_states", "frame_embeds")}
+    ids = {
+        f"{tower}_ids": id_weight * ball_identity_loss(out[f"{tower}_cells"], y["ball_cell"], y["ball_class"])
+        for tower in ("video", "image")
+        if id_weight and "ball_cell" in y
+    }
 
     def bce(logits, target, reduction="mean"):
         weight = torch.full((logits.shape[-1],), POS_WEIGHT, device=logits.device)
         return F.binary_cross_entropy_with_logits(logits, target, reduction=reduction, pos_weight=weight)
 
     present = y["cue_present"]
-    stems = {
-        f"{tower}_stem_cells": stem_weight
-        * bce(out[f"{tower}_stem_cells"], y["stem_cells"], "none").sum(-1).mean()
-        for tower in ("video", "image")
-        if f"{tower}_stem_cells" in out and "stem_cells" in y
-    }
     return {
-        **stems,
+        **ids,
         "video_cells": bce(out["video_cells"], y["cells"], reduction="none").sum(-1).mean(),
         "image_cells": bce(out["image_cells"], y["cells"], reduction="none").sum(-1).mean(),
         "counts": F.smooth_l1_loss(out["counts"], y["counts"]),
@@ -268,20 +212,17 @@ class TowerPerceptionModel(nn.Module):
     """Both towers of a HiLight model under the perception targets (shares the towers' modules)."""
 
     def __init__(
-        self, video_tower: nn.Module, image_tower: nn.Module, heads: PerceptionHeads, stem_weight: float = 1.0
+        self, video_tower: nn.Module, image_tower: nn.Module, heads: PerceptionHeads, id_weight: float = 1.0
     ):
         super().__init__()
         self.video_tower = video_tower
         self.image_tower = image_tower
         self.heads = heads
-        self.stem_weight = stem_weight
+        self.id_weight = id_weight
 
     def forward(self, pixel_values: torch.Tensor, **targets: torch.Tensor) -> dict[str, torch.Tensor]:
-        losses = perception_losses(
-            tower_outputs(self.video_tower, self.image_tower, self.heads, pixel_values),
-            targets,
-            self.stem_weight,
-        )
+        outputs = tower_outputs(self.video_tower, self.image_tower, self.heads, pixel_values)
+        losses = perception_losses(outputs, targets, self.id_weight)
         return {"loss": sum(losses.values()), **{k: v.detach() for k, v in losses.items()}}
 
 
@@ -292,11 +233,7 @@ def heads_for(model: Any, folder: Any = None) -> PerceptionHeads:
     """Perception heads sized for a HiLight model's towers: fresh, or those a stage-0 ``folder`` saved beside its
     towers (``perception_heads.safetensors``), so a run that continues from a stage-0 model keeps its heads."""
     vc, ic = model.config.video_config, model.config.image_config
-    levels = [stem_level(tower) for tower in (model.video_tower, model.image_tower)]
-    stem_channels = tuple(level[1] if level else None for level in levels)
-    heads = PerceptionHeads(
-        vc.hidden_size, ic.hidden_size, ic.projection_dim, vc.num_leading_tokens, stem_channels
-    )
+    heads = PerceptionHeads(vc.hidden_size, ic.hidden_size, ic.projection_dim, vc.num_leading_tokens)
     path = Path(folder) / HEADS_FILE if folder is not None else None
     if path is not None and path.is_file():
         state, expected = load_file(str(path)), heads.state_dict()
@@ -318,7 +255,6 @@ class SceneDataset(torch.utils.data.Dataset):
     video_processor: Any
     grid: tuple[int, int]
     size: int
-    stem_grid: tuple[int, int] | None = None  # adds the stem-cell targets
 
     def __len__(self) -> int:
         return self.size
@@ -326,7 +262,7 @@ class SceneDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         scene = self.stream[int(index)]
         row = {"pixel_values": self.video_processor.transform(scene.frames)}
-        row.update(targets_of(scene.truth, self.grid, scene.truth, self.stem_grid))
+        row.update(targets_of(scene.truth, self.grid, scene.truth))
         return row
 
 
@@ -341,7 +277,6 @@ class ClipTruthDataset(torch.utils.data.Dataset):
     video_processor: Any
     grid: tuple[int, int]
     num_frames: int
-    stem_grid: tuple[int, int] | None = None  # adds the stem-cell targets
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -353,7 +288,7 @@ class ClipTruthDataset(torch.utils.data.Dataset):
         )
         whole = ft.read(self.root / clip["frame_truth"])
         row = {"pixel_values": self.video_processor.transform(frames)}
-        row.update(targets_of(whole.select(meta.frames_indices), self.grid, whole, self.stem_grid))
+        row.update(targets_of(whole.select(meta.frames_indices), self.grid, whole))
         return row
 
 
@@ -390,16 +325,10 @@ class InterleavedDataset(torch.utils.data.Dataset):
 
 
 def targets_of(
-    sampled: ft.FrameTruth,
-    grid: tuple[int, int],
-    whole: ft.FrameTruth,
-    stem_grid: tuple[int, int] | None = None,
+    sampled: ft.FrameTruth, grid: tuple[int, int], whole: ft.FrameTruth
 ) -> dict[str, torch.Tensor]:
-    """Frame targets of the sampled frames and clip targets of the whole clip, as tensors (with the stem cells
-    on ``stem_grid`` when given)."""
+    """Frame targets of the sampled frames and clip targets of the whole clip, as tensors."""
     rows = {**frame_targets(sampled, grid), **clip_targets(whole)}
-    if stem_grid is not None:
-        rows["stem_cells"] = ball_cells(sampled, stem_grid)
     return {k: torch.as_tensor(v) for k, v in rows.items() if k != "cue_cell"}
 
 

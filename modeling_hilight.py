@@ -924,8 +924,9 @@ class HiLightForConditionalGeneration(HiLightPreTrainedModel, GenerationMixin):
         if pixel_values is not None:
             return self.get_video_features(pixel_values).video_embeds
         if video_hidden_states is not None:
-            # cached features may be stored in another dtype than TokenMining's
-            dtype = self.token_mining.output_fc1.weight.dtype
+            # cached features may be stored in another dtype than the fusion's (any of them: TokenMining or
+            # an ablation, whose layers differ)
+            dtype = next(self.token_mining.parameters()).dtype
             return self.token_mining(video_hidden_states.to(dtype), frame_embeds.to(dtype))[0]
         return video_embeds
 

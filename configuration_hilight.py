@@ -367,17 +367,14 @@ class HiLightTokenMiningConfig(PreTrainedConfig):
             embedding, Linear -> GELU -> Linear).
         num_frames (`int`, defaults to 12): frames per clip; only ``"video_only"`` uses it (its learned queries).
         output_activation (`str`, defaults to `"relu"`): activation after the last output Linear. The official
-            ``"relu"``; ``"none"`` keeps the sign of the vision tokens (models trained here: a final ReLU let
-            most of their entries die at exactly zero).
+            ``"relu"`` (every negative entry becomes zero); ``"none"`` keeps the sign of the vision tokens.
         output_layernorm (`bool`, defaults to `False`): a LayerNorm on the vision tokens after the output MLP,
             so their scale is set (norm about ``sqrt(output_hidden_size)``) instead of drifting in training.
             Off in the official model.
         query_residual (`bool`, defaults to `False`): add the projected queries to the mined features before the
             output MLP (``mined = attention @ v + q``), so the Long-CLIP frame embeddings reach the vision tokens
             directly and not only through which CLIP-ViP tokens they select. Off in the official model, whose
-            output carries the queries only through the attention weights; on in models trained here (measured:
-            a linear probe of the cue ball's rest region on one frame's vision tokens of an untrained
-            TokenMining falls from the Long-CLIP embeddings' 0.82 to 0.55 without it, 0.86 with it).
+            output carries the queries only through the attention weights; on in the tiny preset.
     """
 
     model_type = "hilight_token_mining"

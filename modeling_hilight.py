@@ -251,19 +251,21 @@ class TextEncoder(nn.Module):
 
     @classmethod
     def from_tower_config(cls, config: HiLightVideoConfig | HiLightImageConfig) -> TextEncoder:
-        """The text encoder a tower config describes (Long-CLIP's when it has `text_num_short_positions`)."""
+        """The text encoder of a tower config: its `text_config`, with the tower's activation, LayerNorm epsilon
+        and projection width (Long-CLIP's when `text_config.num_short_positions` is set)."""
+        text = config.text_config
         return cls(
-            config.text_vocab_size,
-            config.text_hidden_size,
-            config.text_num_hidden_layers,
-            config.text_num_attention_heads,
-            config.text_intermediate_size,
-            config.text_max_position_embeddings,
+            text.vocab_size,
+            text.hidden_size,
+            text.num_hidden_layers,
+            text.num_attention_heads,
+            text.intermediate_size,
+            text.max_position_embeddings,
             config.hidden_act,
             config.layer_norm_eps,
             config.projection_dim,
-            config.text_eos_token_id,
-            num_short_positions=getattr(config, "text_num_short_positions", None),
+            text.eos_token_id,
+            num_short_positions=text.num_short_positions,
         )
 
     def positions(self, length: int) -> torch.Tensor:

@@ -1,16 +1,19 @@
 """HiLight configuration: one composite config with typed, validated sub-configs, plus named presets.
 
     HiLightConfig
-    ├── video_config         HiLightVideoConfig        CLIP-ViP video tower (+ its CLIP text encoder)
-    ├── image_config         HiLightImageConfig        Long-CLIP image tower (+ its 248-token text encoder)
+    ├── video_config         HiLightVideoConfig        CLIP-ViP video tower
+    │   └── text_config      HiLightTowerTextConfig    its CLIP text encoder (contrastive pretraining only)
+    ├── image_config         HiLightImageConfig        Long-CLIP image tower
+    │   └── text_config      HiLightTowerTextConfig    its 248-token text encoder (contrastive pretraining only)
     ├── token_mining_config  HiLightTokenMiningConfig  TokenMining fusion -> vision tokens for the LM
     └── text_config          any transformers causal-LM config (Gemma in both presets)
 
 Presets are configuration, not code: ``HiLightConfig.from_preset("paper")`` gives the official HiLight-2B
 shapes, ``HiLightConfig.from_preset("tiny")`` the same architecture small enough for a 2-core CPU.
-Keyword overrides merge into the preset, sub-config dicts key by key:
+Keyword overrides merge into the preset, sub-config dicts key by key (nested dicts too):
 
     >>> cfg = HiLightConfig.from_preset("tiny", num_frames=8, text_config={"vocab_size": 1000})
+    >>> cfg = HiLightConfig.from_preset("tiny", video_config={"text_config": {"num_hidden_layers": 1}})
 
 The sub-configs cross-check each other in ``HiLightConfig`` (e.g. TokenMining's output width must equal the
 LM's hidden size); a mismatch raises ``ValueError`` naming both fields.
@@ -114,6 +117,79 @@ def _check_patches(config: PreTrainedConfig) -> None:
 
 
 @strict
+class HiLightTowerTextConfig(PreTrainedConfig):
+    r"""The CLIP text encoder of a vision tower, for contrastive pretraining only (HiLight's generation path never
+    uses it): a causal transformer whose output at the first end-of-text token is projected into the tower's
+    joint space. Each tower config holds one as ``text_config``, as transformers' ``XCLIPConfig`` holds an
+    ``XCLIPTextConfig``; the defaults are CLIP's (``HiLightImageConfig`` defaults to Long-CLIP's 248 positions).
+    The MLP activation, LayerNorm epsilon and projection width are the tower's (``hidden_act``,
+    ``layer_norm_eps``, ``projection_dim``).
+
+    Args:
+        vocab_size (`int`, defaults to 49408): vocabulary size.
+        hidden_size (`int`, defaults to 512): width.
+        intermediate_size (`int`, defaults to 2048): MLP width.
+        num_hidden_layers (`int`, defaults to 12): layers (causal self-attention).
+        num_attention_heads (`int`, defaults to 8): heads per layer.
+        max_position_embeddings (`int`, defaults to 77): text context length (Long-CLIP's stretched one: 248).
+        eos_token_id (`int`, defaults to 49407): the text embedding is read at the first occurrence of this id in
+            each row (CLIP's end-of-text token).
+        num_short_positions (`int`, *optional*): Long-CLIP's knowledge-preserving stretch: positions
+            ``< num_short_positions`` read the original table ``position_embedding``, later ones
+            ``position_embedding_res`` (20 in Long-CLIP). ``None`` = one position table (CLIP).
+    """
+
+    model_type = "hilight_tower_text"
+
+    vocab_size: int = 49408
+    hidden_size: int = 512
+    intermediate_size: int = 2048
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 8
+    max_position_embeddings: int = 77
+    eos_token_id: int = 49407
+    num_short_positions: int | None = None
+
+    def validate_shapes(self):
+        _check_positive(
+            self, "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+            "max_position_embeddings",
+        )  # fmt: skip
+        _check_heads(self, "hidden_size", "num_attention_heads")
+        short = self.num_short_positions
+        if short is not None and not 0 <= short <= self.max_position_embeddings:
+            raise ValueError(
+                "HiLightTowerTextConfig.num_short_positions must lie in [0, max_position_embeddings "
+                f"({self.max_position_embeddings})], got {short}."
+            )
+
+
+# The text encoder's fields as the tower configs carried them before `text_config` (flat, `text_` prefixed).
+_FLAT_TEXT_KEYS = {f"text_{name}": name for name in HiLightTowerTextConfig.__annotations__}
+
+
+def _nest_text_config(config: PreTrainedConfig, kwargs: dict[str, Any]) -> None:
+    """Complete a tower's ``text_config`` dict with the tower's text defaults (its ``SubConfigSpec``), and read a
+    tower config of the flat form (``text_vocab_size``, ``text_hidden_size``, ... in ``kwargs``, as config.json
+    files written before the nested config have them) into ``text_config``."""
+    flat = {_FLAT_TEXT_KEYS[key]: kwargs.pop(key) for key in list(kwargs) if key in _FLAT_TEXT_KEYS}
+    if flat and config.text_config is not None:
+        raise ValueError(
+            f"{type(config).__name__}: give the text encoder's fields in text_config, not both text_config and "
+            f"the flat keys {sorted(f'text_{k}' for k in flat)}."
+        )
+    given = flat or config.text_config
+    if given is None or isinstance(given, dict):
+        defaults = type(config).sub_configs_defaults["text_config"].init_kwargs
+        config.text_config = {**defaults, **(given or {})}
+    elif not isinstance(given, HiLightTowerTextConfig):
+        raise ValueError(
+            f"{type(config).__name__}.text_config must be a HiLightTowerTextConfig or a dict, got "
+            f"{type(given).__name__}."
+        )
+
+
+@strict
 class HiLightVideoConfig(PreTrainedConfig):
     r"""CLIP-ViP video tower (a ViT over all frames at once) and the CLIP text encoder paired with it.
 
@@ -148,19 +224,14 @@ class HiLightVideoConfig(PreTrainedConfig):
             (``encode_video`` / ``encode_text``), used only for contrastive pretraining.
         use_text_encoder (`bool`, defaults to `True`): build the CLIP text encoder (needed for contrastive
             pretraining only; HiLight's generation path never uses it).
-        text_vocab_size (`int`, defaults to 49408): vocabulary size of the text encoder.
-        text_hidden_size (`int`, defaults to 512): text encoder width.
-        text_intermediate_size (`int`, defaults to 2048): text encoder MLP width.
-        text_num_hidden_layers (`int`, defaults to 12): text encoder layers (causal self-attention).
-        text_num_attention_heads (`int`, defaults to 8): text encoder heads.
-        text_max_position_embeddings (`int`, defaults to 77): text context length.
-        text_eos_token_id (`int`, defaults to 49407): the text embedding is read at the first occurrence of
-            this id in each row (CLIP's end-of-text token).
+        text_config (`HiLightTowerTextConfig` or `dict`, *optional*): the text encoder; defaults to CLIP's. The
+            flat keys of earlier versions (``text_vocab_size``, ``text_hidden_size``, ...) are read into it.
         logit_scale_init_value (`float`, defaults to 2.6592): initial value of the learned log temperature.
     """
 
     model_type = "hilight_video"
     base_config_key = "video_config"
+    sub_configs_defaults: ClassVar[dict[str, Any]] = {"text_config": HiLightTowerTextConfig}
 
     hidden_size: int = 768
     intermediate_size: int = 3072
@@ -179,14 +250,12 @@ class HiLightVideoConfig(PreTrainedConfig):
     layer_norm_eps: float = 1e-5
     projection_dim: int = 512
     use_text_encoder: bool = True
-    text_vocab_size: int = 49408
-    text_hidden_size: int = 512
-    text_intermediate_size: int = 2048
-    text_num_hidden_layers: int = 12
-    text_num_attention_heads: int = 8
-    text_max_position_embeddings: int = 77
-    text_eos_token_id: int = 49407
+    text_config: dict | PreTrainedConfig | None = None
     logit_scale_init_value: float = 2.6592
+
+    def __post_init__(self, **kwargs):
+        _nest_text_config(self, kwargs)
+        super().__post_init__(**kwargs)
 
     @property
     def frame_size(self) -> tuple[int, int]:
@@ -212,17 +281,18 @@ class HiLightVideoConfig(PreTrainedConfig):
     def validate_shapes(self):
         _check_positive(
             self, "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "patch_size",
-            "image_size", "num_channels", "num_frames", "projection_dim", "text_vocab_size", "text_hidden_size",
-            "text_intermediate_size", "text_num_hidden_layers", "text_num_attention_heads",
-            "text_max_position_embeddings",
+            "image_size", "num_channels", "num_frames", "projection_dim",
         )  # fmt: skip
         if self.num_proxy_tokens < 0:
             raise ValueError(
                 f"HiLightVideoConfig.num_proxy_tokens must be >= 0, got {self.num_proxy_tokens}."
             )
         _check_heads(self, "hidden_size", "num_attention_heads")
-        _check_heads(self, "text_hidden_size", "text_num_attention_heads")
         _check_patches(self)
+
+
+# Long-CLIP's text encoder: CLIP's, with the position table stretched from 77 to 248 (the first 20 kept).
+_LONG_CLIP_TEXT = {"max_position_embeddings": 248, "num_short_positions": 20}
 
 
 @strict
@@ -258,22 +328,18 @@ class HiLightImageConfig(PreTrainedConfig):
         hidden_act (`str`, defaults to `"quick_gelu"`): MLP activation.
         layer_norm_eps (`float`, defaults to 1e-5): epsilon of every LayerNorm.
         use_text_encoder (`bool`, defaults to `True`): build the text encoder (contrastive pretraining only).
-        text_vocab_size (`int`, defaults to 49408): text vocabulary size.
-        text_hidden_size (`int`, defaults to 512): text width.
-        text_intermediate_size (`int`, defaults to 2048): text MLP width.
-        text_num_hidden_layers (`int`, defaults to 12): text layers (causal self-attention).
-        text_num_attention_heads (`int`, defaults to 8): text heads.
-        text_max_position_embeddings (`int`, defaults to 248): Long-CLIP's stretched text context.
-        text_num_short_positions (`int`, defaults to 20): positions ``< text_num_short_positions`` read the
-            original table ``positional_embedding``; later ones read ``positional_embedding_res``
-            (Long-CLIP's knowledge-preserving stretch).
-        text_eos_token_id (`int`, defaults to 49407): the text embedding is read at the first occurrence of
-            this id in each row.
+        text_config (`HiLightTowerTextConfig` or `dict`, *optional*): the text encoder; defaults to Long-CLIP's
+            (CLIP's, with ``max_position_embeddings=248`` and ``num_short_positions=20``), which also fill the
+            fields a dict leaves out. The flat keys of earlier versions (``text_vocab_size``, ...) are read
+            into it.
         logit_scale_init_value (`float`, defaults to 2.6592): initial value of the learned log temperature.
     """
 
     model_type = "hilight_image"
     base_config_key = "image_config"
+    sub_configs_defaults: ClassVar[dict[str, Any]] = {
+        "text_config": SubConfigSpec(config_class=HiLightTowerTextConfig, init_kwargs=_LONG_CLIP_TEXT)
+    }
 
     hidden_size: int = 768
     intermediate_size: int = 3072
@@ -292,15 +358,12 @@ class HiLightImageConfig(PreTrainedConfig):
     hidden_act: str = "quick_gelu"
     layer_norm_eps: float = 1e-5
     use_text_encoder: bool = True
-    text_vocab_size: int = 49408
-    text_hidden_size: int = 512
-    text_intermediate_size: int = 2048
-    text_num_hidden_layers: int = 12
-    text_num_attention_heads: int = 8
-    text_max_position_embeddings: int = 248
-    text_num_short_positions: int = 20
-    text_eos_token_id: int = 49407
+    text_config: dict | PreTrainedConfig | None = None
     logit_scale_init_value: float = 2.6592
+
+    def __post_init__(self, **kwargs):
+        _nest_text_config(self, kwargs)
+        super().__post_init__(**kwargs)
 
     @property
     def frame_size(self) -> tuple[int, int]:
@@ -321,18 +384,10 @@ class HiLightImageConfig(PreTrainedConfig):
     def validate_shapes(self):
         _check_positive(
             self, "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "patch_size",
-            "image_size", "num_channels", "projection_dim", "grid_pool_dim", "text_vocab_size", "text_hidden_size",
-            "text_intermediate_size", "text_num_hidden_layers", "text_num_attention_heads",
-            "text_max_position_embeddings",
+            "image_size", "num_channels", "projection_dim", "grid_pool_dim",
         )  # fmt: skip
         _check_heads(self, "hidden_size", "num_attention_heads")
-        _check_heads(self, "text_hidden_size", "text_num_attention_heads")
         _check_patches(self)
-        if not 0 <= self.text_num_short_positions <= self.text_max_position_embeddings:
-            raise ValueError(
-                "HiLightImageConfig.text_num_short_positions must lie in [0, text_max_position_embeddings], "
-                f"got {self.text_num_short_positions}."
-            )
 
 
 @strict
@@ -367,17 +422,14 @@ class HiLightTokenMiningConfig(PreTrainedConfig):
             embedding, Linear -> GELU -> Linear).
         num_frames (`int`, defaults to 12): frames per clip; only ``"video_only"`` uses it (its learned queries).
         output_activation (`str`, defaults to `"relu"`): activation after the last output Linear. The official
-            ``"relu"``; ``"none"`` keeps the sign of the vision tokens (models trained here: a final ReLU let
-            most of their entries die at exactly zero).
+            ``"relu"`` (every negative entry becomes zero); ``"none"`` keeps the sign of the vision tokens.
         output_layernorm (`bool`, defaults to `False`): a LayerNorm on the vision tokens after the output MLP,
             so their scale is set (norm about ``sqrt(output_hidden_size)``) instead of drifting in training.
             Off in the official model.
         query_residual (`bool`, defaults to `False`): add the projected queries to the mined features before the
             output MLP (``mined = attention @ v + q``), so the Long-CLIP frame embeddings reach the vision tokens
             directly and not only through which CLIP-ViP tokens they select. Off in the official model, whose
-            output carries the queries only through the attention weights; on in models trained here (measured:
-            a linear probe of the cue ball's rest region on one frame's vision tokens of an untrained
-            TokenMining falls from the Long-CLIP embeddings' 0.82 to 0.55 without it, 0.86 with it).
+            output carries the queries only through the attention weights; on in the tiny preset.
     """
 
     model_type = "hilight_token_mining"
@@ -441,12 +493,12 @@ _TINY_FRAMES = {
     "stem_stride": 4,
 }
 _TINY_TEXT = {
-    "text_vocab_size": 8192,
-    "text_hidden_size": 128,
-    "text_intermediate_size": 512,
-    "text_num_hidden_layers": 2,
-    "text_num_attention_heads": 2,
-    "text_eos_token_id": 1,
+    "vocab_size": 8192,
+    "hidden_size": 128,
+    "intermediate_size": 512,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "eos_token_id": 1,
 }
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -476,7 +528,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "num_hidden_layers": 4,
             "num_attention_heads": 3,
             "projection_dim": 128,
-            **_TINY_TEXT,
+            "text_config": _TINY_TEXT,
         },
         "image_config": {
             **_TINY_FRAMES,
@@ -486,7 +538,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "num_attention_heads": 2,
             "projection_dim": 128,
             "pooling": "grid",
-            **_TINY_TEXT,
+            "text_config": _TINY_TEXT,
         },
         "token_mining_config": {
             "hidden_size": 128,
@@ -516,6 +568,17 @@ AUTO_MAP = {
 }
 
 _SUB_CONFIG_KEYS = ("video_config", "image_config", "token_mining_config", "text_config")
+
+
+def _merged(base: Any, override: dict[str, Any]) -> dict[str, Any]:
+    """``override`` merged into the dict ``base`` key by key, dicts in both recursively (a non-dict ``base``,
+    e.g. a config object, is replaced)."""
+    if not isinstance(base, dict):
+        return override
+    merged = dict(base)
+    for key, value in override.items():
+        merged[key] = _merged(base[key], value) if isinstance(value, dict) and key in base else value
+    return merged
 
 
 @strict
@@ -567,6 +630,18 @@ class HiLightConfig(PreTrainedConfig):
         kwargs["auto_map"] = {**AUTO_MAP, **(kwargs.get("auto_map") or {})}
         super().__post_init__(**kwargs)
 
+    def to_diff_dict(self) -> dict[str, Any]:
+        """transformers' diff against the defaults (what config.json holds), with each tower's ``text_config``
+        diffed too: transformers diffs one level of sub-configs and would write a nested one whole."""
+        out = super().to_diff_dict()
+        for key in ("video_config", "image_config"):
+            tower = out.get(key)
+            if isinstance(tower, dict) and "text_config" in tower:
+                text = getattr(self, key).text_config.to_diff_dict()
+                text.pop("transformers_version", None)
+                tower["text_config"] = text
+        return out
+
     @property
     def tokens_per_video(self) -> int:
         """Vision tokens per clip of ``num_frames`` frames (384 in the paper)."""
@@ -602,7 +677,8 @@ class HiLightConfig(PreTrainedConfig):
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> HiLightConfig:
         """Build a named preset (see ``PRESETS``). Overrides of sub-configs given as dicts are merged into
-        the preset's dict; everything else replaces the preset value.
+        the preset's dict key by key (a dict in a dict, such as a tower's ``text_config``, is merged too);
+        everything else replaces the preset value.
 
         The TokenMining widths that must match the towers and the LM follow them automatically unless
         overridden explicitly.
@@ -612,7 +688,7 @@ class HiLightConfig(PreTrainedConfig):
         kwargs = copy.deepcopy(PRESETS[name])
         for key, value in overrides.items():
             if key in _SUB_CONFIG_KEYS and isinstance(value, dict):
-                kwargs[key] = {**kwargs.get(key, {}), **value}
+                kwargs[key] = _merged(kwargs.get(key, {}), value)
             else:
                 kwargs[key] = value
         tm = kwargs["token_mining_config"]
@@ -635,5 +711,6 @@ __all__ = [
     "HiLightConfig",
     "HiLightImageConfig",
     "HiLightTokenMiningConfig",
+    "HiLightTowerTextConfig",
     "HiLightVideoConfig",
 ]

@@ -19,8 +19,8 @@ What is notable here:
   applies to token rows (Gemma's sqrt(hidden_size)) is applied to them too, as in the official model.
 - No dtype casts in forward: run fp32 for parity, or bf16 (weights or autocast) for speed on CPU. The only
   conversion aligns the vision tokens with the dtype of the LM's embeddings before the splice.
-- `HiLightForConditionalGeneration.set_trainable` (and `lock_towers`, `lock_language_model`) set what trains
-  per part; the training scripts decide it per stage from parameter names in one rule of their own.
+- What trains is not decided here: the training code's one rule (`train/hilight_train/training.py`,
+  `trainable_globs` / `set_trainable_params`) selects parameters by name per stage.
 
 Shape legend: V videos (clips) in a batch, T frames per clip, P patches per frame, M leading tokens
 (1 CLS + proxies), Dv / Di widths of the video tower / Long-CLIP embedding, Q queries per frame,
@@ -251,19 +251,21 @@ class TextEncoder(nn.Module):
 
     @classmethod
     def from_tower_config(cls, config: HiLightVideoConfig | HiLightImageConfig) -> TextEncoder:
-        """The text encoder a tower config describes (Long-CLIP's when it has `text_num_short_positions`)."""
+        """The text encoder of a tower config: its `text_config`, with the tower's activation, LayerNorm epsilon
+        and projection width (Long-CLIP's when `text_config.num_short_positions` is set)."""
+        text = config.text_config
         return cls(
-            config.text_vocab_size,
-            config.text_hidden_size,
-            config.text_num_hidden_layers,
-            config.text_num_attention_heads,
-            config.text_intermediate_size,
-            config.text_max_position_embeddings,
+            text.vocab_size,
+            text.hidden_size,
+            text.num_hidden_layers,
+            text.num_attention_heads,
+            text.intermediate_size,
+            text.max_position_embeddings,
             config.hidden_act,
             config.layer_norm_eps,
             config.projection_dim,
-            config.text_eos_token_id,
-            num_short_positions=getattr(config, "text_num_short_positions", None),
+            text.eos_token_id,
+            num_short_positions=text.num_short_positions,
         )
 
     def positions(self, length: int) -> torch.Tensor:
@@ -807,41 +809,6 @@ class HiLightForConditionalGeneration(HiLightPreTrainedModel, GenerationMixin):
     def get_decoder(self) -> nn.Module:
         return self.language_model.get_decoder()
 
-    # --- trainability: decided here and only here ---
-    def set_trainable(
-        self,
-        *,
-        video_tower: bool | None = None,
-        image_tower: bool | None = None,
-        token_mining: bool | None = None,
-        language_model: bool | None = None,
-    ) -> dict[str, int]:
-        """Set `requires_grad` per part (None leaves a part as it is); returns trainable parameters per part.
-
-        Stage 1 of the paper: `set_trainable(video_tower=False, image_tower=False, token_mining=True,
-        language_model=False)`. LoRA (stage 2) is added on top by PEFT, which freezes the base LM itself.
-        """
-        parts = {
-            "video_tower": (self.video_tower, video_tower),
-            "image_tower": (self.image_tower, image_tower),
-            "token_mining": (self.token_mining, token_mining),
-            "language_model": (self.language_model, language_model),
-        }
-        for module, flag in parts.values():
-            if flag is not None:
-                module.requires_grad_(flag)
-        return {
-            name: sum(p.numel() for p in m.parameters() if p.requires_grad) for name, (m, _) in parts.items()
-        }
-
-    def lock_towers(self, unlocked: bool = False) -> dict[str, int]:
-        """Freeze (or with `unlocked=True` unfreeze) both vision towers."""
-        return self.set_trainable(video_tower=unlocked, image_tower=unlocked)
-
-    def lock_language_model(self, unlocked: bool = False) -> dict[str, int]:
-        """Freeze (or unfreeze) the language model."""
-        return self.set_trainable(language_model=unlocked)
-
     # --- vision ---
     def get_video_features(
         self,
@@ -924,8 +891,9 @@ class HiLightForConditionalGeneration(HiLightPreTrainedModel, GenerationMixin):
         if pixel_values is not None:
             return self.get_video_features(pixel_values).video_embeds
         if video_hidden_states is not None:
-            # cached features may be stored in another dtype than TokenMining's
-            dtype = self.token_mining.output_fc1.weight.dtype
+            # cached features may be stored in another dtype than the fusion's (any of them: TokenMining or
+            # an ablation, whose layers differ)
+            dtype = next(self.token_mining.parameters()).dtype
             return self.token_mining(video_hidden_states.to(dtype), frame_embeds.to(dtype))[0]
         return video_embeds
 

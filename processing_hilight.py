@@ -8,8 +8,9 @@ What is notable:
   on the float tensor, no clamping, CLIP mean/std. Everything is configuration (saved in the processor
   config): another preset changes ``num_frames``, ``size``, ``image_mean`` / ``image_std``.
 - Reading is defended (``video_reading_hilight.py``, a root file of its own): cheap container checks, then
-  decord in a forked child with a timeout, PyAV where decord cannot read; each failure has its own
-  exception class (all subclass ``VideoReadError``, a ``ValueError``), re-exported here.
+  decord, in process by default or, with ``decode_in_subprocess=True`` (the Space sets it for uploads), in a
+  forked child with a timeout; PyAV where decord cannot read. Each failure has its own exception class (all
+  subclass ``VideoReadError``, a ``ValueError``), re-exported here.
 - transformers' video-processor auto classes need torchvision, which cannot be installed beside every
   torch build; HiLight's processors need torch alone, so ``HiLightProcessor`` loads its video processor
   itself (``AutoProcessor.from_pretrained(folder, trust_remote_code=True)`` works either way).

@@ -32,6 +32,25 @@ def test_every_fusion_gives_the_same_tokens_and_trains(fusion):
     assert any(g.abs().sum() > 0 for g in grads)
 
 
+@pytest.mark.parametrize("fusion", ["token_mining", "video_only", "image_only", "mlp"])
+def test_every_fusion_reads_cached_tower_outputs(fusion):
+    """Training from the feature cache passes the towers' outputs (stored in another dtype) instead of pixels;
+    every fusion gives the same logits either way."""
+    torch.manual_seed(0)
+    model = HiLightForConditionalGeneration(tiny(fusion)).eval()
+    pixel_values = torch.randn(1, FRAMES, 3, *model.config.video_config.frame_size)
+    ids = torch.tensor([[2] + [model.config.video_token_id] * model.config.tokens_per_video + [10, 20]])
+    with torch.no_grad():
+        features = model.get_video_features(pixel_values)
+        from_pixels = model(input_ids=ids, pixel_values_videos=pixel_values).logits
+        from_cache = model(
+            input_ids=ids,
+            video_hidden_states=features.video_hidden_states.double(),
+            frame_embeds=features.frame_embeds.double(),
+        ).logits
+    torch.testing.assert_close(from_cache, from_pixels)
+
+
 def test_video_only_ignores_long_clip_and_image_only_ignores_clip_vip():
     torch.manual_seed(0)
     video_states, frames = torch.randn(1, 4 + FRAMES * 49, 192), torch.randn(1, FRAMES, 128)

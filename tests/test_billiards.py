@@ -557,3 +557,43 @@ def test_place_names_match_the_picture(family):
             corners["top-left"][1] < corners["bottom-left"][1]
             and corners["top-right"][1] < corners["bottom-right"][1]
         )
+
+
+# Imports the package, then every module of it, and lists what exists under HOME and the working directory
+# after each step.
+IMPORT_ALL = """
+import importlib, json, os, pkgutil
+from pathlib import Path
+tree = lambda: sorted(str(p) for root in (Path.home(), Path.cwd()) for p in root.rglob("*"))
+import hilight_train.billiards as billiards
+after_package = tree()
+for module in pkgutil.iter_modules(billiards.__path__):
+    importlib.import_module(f"hilight_train.billiards.{module.name}")
+print(json.dumps({"package": after_package, "modules": tree(), "numba": os.environ["NUMBA_CACHE_DIR"]}))
+"""
+
+
+def test_importing_the_billiards_package_creates_no_directories(tmp_path):
+    """Importing the package creates nothing (it only names numba's cache folder), and importing all its
+    modules creates only the folders the libraries they import create on their own import: pooltool's user
+    config, numba's cache folders of pooltool's kernels and matplotlib's config and font cache."""
+    home, cwd = tmp_path / "home", tmp_path / "cwd"
+    home.mkdir()
+    cwd.mkdir()
+    unset = ("NUMBA_CACHE_DIR", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "MPLCONFIGDIR")
+    env = {k: v for k, v in os.environ.items() if k not in unset}
+    env.update(HOME=str(home), PYTHONPATH=str(Path(__file__).resolve().parents[1] / "train"))
+    run = subprocess.run(
+        [sys.executable, "-c", IMPORT_ALL], capture_output=True, text=True, env=env, cwd=cwd, timeout=300
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    found = json.loads(run.stdout.strip().splitlines()[-1])
+    assert found["package"] == []
+    assert found["numba"] == str(home / ".cache" / "hilight" / "numba")
+    libraries = [home / ".config" / "pooltool", Path(found["numba"])]
+    libraries += [home / ".config" / "matplotlib", home / ".cache" / "matplotlib"]
+    ours = [
+        p for p in map(Path, found["modules"])
+        if not any(p == d or d in p.parents or p in d.parents for d in libraries)
+    ]  # fmt: skip
+    assert ours == []

@@ -2,6 +2,8 @@
 CLIP-ViP attention rule, TokenMining's layout, training gradients, placeholder checks, batching with left
 padding, generation with cache and streamers, and the save/load round trip."""
 
+import json
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -9,7 +11,7 @@ from huggingface_hub.errors import StrictDataclassError
 from transformers import AutoModel, AutoModelForImageTextToText
 from transformers.generation.streamers import BaseStreamer
 
-from hilight.configuration_hilight import HiLightConfig
+from hilight.configuration_hilight import HiLightConfig, HiLightTowerTextConfig
 from hilight.modeling_hilight import (
     HiLightForConditionalGeneration,
     _all_finite,
@@ -17,6 +19,7 @@ from hilight.modeling_hilight import (
     interpolate_temporal,
     video_attention_mask,
 )
+from hilight_train.training import set_trainable_params, trainable_globs
 
 # Config validators run under huggingface_hub's strict dataclasses, which wrap the ValueError.
 CONFIG_ERRORS = (ValueError, StrictDataclassError)
@@ -96,6 +99,74 @@ def test_config_validation():
         HiLightConfig.from_preset("tiny", video_config={"stem_channels": [32, 64]})
     with pytest.raises(CONFIG_ERRORS, match="patch_embed must be one of"):
         HiLightConfig.from_preset("tiny", image_config={"patch_embed": "linear"})
+
+
+def test_tower_text_encoders_are_one_nested_config():
+    """Each tower holds its text encoder as `text_config` (one class, X-CLIP style): CLIP's for CLIP-ViP,
+    Long-CLIP's stretched positions for the image tower, validated, merged key by key by `from_preset`, and
+    saved nested."""
+    tiny = HiLightConfig.from_preset("tiny", video_config={"text_config": {"num_hidden_layers": 1}})
+    video, image = tiny.video_config.text_config, tiny.image_config.text_config
+    assert type(video) is type(image) is HiLightTowerTextConfig
+    assert (video.num_hidden_layers, video.hidden_size, image.num_hidden_layers) == (1, 128, 2)
+    assert (video.max_position_embeddings, video.num_short_positions) == (77, None)
+    assert (image.max_position_embeddings, image.num_short_positions) == (248, 20)
+    text = HiLightForConditionalGeneration(tiny).image_tower.text_model
+    assert text.position_embedding_res.shape == (248, 128) and text.num_short_positions == 20
+    saved = tiny.to_diff_dict()["image_config"]
+    assert (
+        saved["text_config"]["max_position_embeddings"] == 248 and "return_dict" not in saved["text_config"]
+    )
+    assert not [key for key in saved if key.startswith("text_") and key != "text_config"]
+    assert HiLightConfig.from_dict(tiny.to_diff_dict()).to_dict() == tiny.to_dict()
+    with pytest.raises(CONFIG_ERRORS, match="divisible"):
+        HiLightConfig.from_preset("tiny", image_config={"text_config": {"num_attention_heads": 3}})
+    with pytest.raises(CONFIG_ERRORS, match=r"num_short_positions must lie in \[0, max_position_embeddings"):
+        HiLightConfig.from_preset("tiny", image_config={"text_config": {"num_short_positions": 300}})
+    with pytest.raises(CONFIG_ERRORS, match=r"HiLightTowerTextConfig.vocab_size must be of type int"):
+        HiLightConfig.from_preset("tiny", video_config={"text_config": {"vocab_size": "big"}})
+    with pytest.raises(ValueError, match="not both text_config and the flat keys"):
+        HiLightConfig.from_preset("tiny", video_config={"text_vocab_size": 100})
+    with pytest.raises(ValueError, match="text_config must be a HiLightTowerTextConfig or a dict"):
+        HiLightConfig.from_preset("tiny", image_config={"text_config": tiny.text_config})
+
+
+def _param_shapes(config: HiLightConfig) -> dict[str, torch.Size]:
+    """The parameter shapes of the model a config describes."""
+    return {k: v.shape for k, v in HiLightForConditionalGeneration(config).state_dict().items()}
+
+
+def _flat_tower(tower: dict) -> dict:
+    """A tower config dict in the form earlier versions wrote: the text encoder's fields flat, `text_` prefixed."""
+    text = {f"text_{k}": v for k, v in tower.pop("text_config").items() if k != "model_type"}
+    return {**tower, **text}
+
+
+def test_tower_configs_of_the_flat_form_load_into_text_config(repo_root):
+    """config.json files written before `text_config` (the bundled one) carry the text encoder's fields flat in
+    each tower (`text_vocab_size`, ..., `text_num_short_positions`): they load into `text_config`, to the same
+    model."""
+    nested = tiny_config(
+        video_config={"text_config": {"vocab_size": 500, "max_position_embeddings": 40}},
+        image_config={"text_config": {"hidden_size": 64, "num_short_positions": 10}},
+    )
+    old = nested.to_diff_dict()
+    old["video_config"], old["image_config"] = map(_flat_tower, (old["video_config"], old["image_config"]))
+    assert old["image_config"]["text_num_short_positions"] == 10 and "text_config" not in old["video_config"]
+    loaded = HiLightConfig.from_dict(old)
+    assert loaded.to_dict() == nested.to_dict()
+    assert not [k for k in vars(loaded.image_config) if k.startswith("text_") and k != "text_config"]
+    assert _param_shapes(loaded) == _param_shapes(nested)
+    bundled_file = json.loads((repo_root / "config.json").read_text())
+    bundled = HiLightConfig.from_dict(bundled_file)
+    for tower in ("video_config", "image_config"):
+        text = getattr(bundled, tower).text_config
+        for key, value in bundled_file[tower].items():
+            if key.startswith("text_") and key != "text_config":
+                assert getattr(text, key.removeprefix("text_")) == value, (tower, key)
+    resaved = HiLightConfig.from_dict(bundled.to_diff_dict())
+    with torch.device("meta"):
+        assert _param_shapes(resaved) == _param_shapes(bundled)
 
 
 def test_patch_embeddings_and_frame_shapes():
@@ -300,8 +371,13 @@ def _contrastive(a: torch.Tensor, b: torch.Tensor, logit_scale: torch.Tensor) ->
 def test_forward_backward_all_trainable_params_get_grads():
     torch.manual_seed(0)
     model = HiLightForConditionalGeneration(tiny_config()).train()
-    counts = model.set_trainable(video_tower=True, image_tower=True, token_mining=True, language_model=True)
-    assert all(n > 0 for n in counts.values())
+    names = set_trainable_params(model, ("*",))
+    assert {n.split(".")[0] for n in names} == {
+        "video_tower",
+        "image_tower",
+        "token_mining",
+        "language_model",
+    }
     pixels = clip(2)
     ids = torch.tensor([prompt(model, [20, 21, 1], videos=1)] * 2)
     labels = ids.masked_fill(ids == model.config.video_token_id, -100)
@@ -321,17 +397,12 @@ def test_forward_backward_all_trainable_params_get_grads():
 def test_stage1_trains_token_mining_only():
     torch.manual_seed(0)
     model = HiLightForConditionalGeneration(tiny_config()).train()
-    counts = model.set_trainable(
-        video_tower=False, image_tower=False, token_mining=True, language_model=False
-    )
-    assert counts["video_tower"] == counts["image_tower"] == counts["language_model"] == 0
-    assert counts["token_mining"] == sum(p.numel() for p in model.token_mining.parameters())
+    names = set_trainable_params(model, *trainable_globs("stage1"))
+    assert names == [n for n, _ in model.named_parameters() if n.startswith("token_mining.")]
     ids = torch.tensor([prompt(model, [20, 1])])
     model(input_ids=ids, pixel_values=clip(1), labels=ids.masked_fill(ids == 6, -100)).loss.backward()
     for name, p in model.named_parameters():
         assert (p.grad is not None) == name.startswith("token_mining."), name
-    model.lock_towers(unlocked=True)
-    assert all(p.requires_grad for p in model.video_tower.parameters())
 
 
 # --- placeholder contract ----------------------------------------------------------------------------

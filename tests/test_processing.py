@@ -15,6 +15,7 @@ from _processing_utils import FORMATS, frame_level, write_audio_only, write_vide
 from conftest import official_fixtures_dir
 from safetensors.torch import load_file
 
+from hilight import video_reading_hilight
 from hilight.processing_hilight import (
     CHAT_TEMPLATE,
     VIDEO_TOKEN,
@@ -118,10 +119,20 @@ def test_decoded_uint8_frames_match_fixture_md5():
 
 
 @needs_fixtures
-def test_in_process_decoding_equals_isolated_decoding():
-    isolated, _ = read_video(FIXTURE_VIDEO, num_frames=12)
-    inline, _ = read_video(FIXTURE_VIDEO, num_frames=12, decode_in_subprocess=False)
+def test_in_process_decoding_equals_isolated_decoding(monkeypatch):
+    children = []
+
+    def in_child(function, timeout, name):  # counts the forks and forks as before
+        children.append(name)
+        return _run_in_child(function, timeout, name)
+
+    monkeypatch.setattr(video_reading_hilight, "_run_in_child", in_child)
+    isolated, isolated_meta = read_video(FIXTURE_VIDEO, num_frames=12, decode_in_subprocess=True)
+    assert len(children) == 1  # decoded in a forked child
+    inline, inline_meta = read_video(FIXTURE_VIDEO, num_frames=12, decode_in_subprocess=False)
+    assert len(children) == 1  # decoded in this process
     np.testing.assert_array_equal(isolated, inline)
+    assert isolated_meta == inline_meta
 
 
 def test_official_index_rule_repeats_for_short_videos():

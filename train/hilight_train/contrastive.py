@@ -147,22 +147,23 @@ class ContrastiveCollator:
 def collator_for(
     model: HiLightForConditionalGeneration, processor: Any, frame_cache: Any = None
 ) -> ContrastiveCollator:
-    vc, ic = model.config.video_config, model.config.image_config
-    if vc.text_eos_token_id != ic.text_eos_token_id:
+    vt, it = model.config.video_config.text_config, model.config.image_config.text_config
+    if vt.eos_token_id != it.eos_token_id:
         raise ValueError(
             "the two towers' text encoders must share the end-of-text id (they share a tokenizer)"
         )
     vocab = len(processor.tokenizer)
-    if vocab > min(vc.text_vocab_size, ic.text_vocab_size):
+    if vocab > min(vt.vocab_size, it.vocab_size):
         raise ValueError(
             f"the tokenizer has {vocab} tokens but the towers' text encoders have "
-            f"{vc.text_vocab_size}/{ic.text_vocab_size}; train a smaller tokenizer or enlarge text_vocab_size"
+            f"{vt.vocab_size}/{it.vocab_size}; train a smaller tokenizer or enlarge the towers' "
+            "text_config.vocab_size"
         )
     return ContrastiveCollator(
         processor,
-        vc.text_max_position_embeddings,
-        ic.text_max_position_embeddings,
-        vc.text_eos_token_id,
+        vt.max_position_embeddings,
+        it.max_position_embeddings,
+        vt.eos_token_id,
         frame_cache,
     )
 

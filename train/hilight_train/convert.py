@@ -259,13 +259,15 @@ def clipvip_config_from_json(clip_config: dict[str, Any], state_dict: dict[str, 
     if text is not None and "text_model.embeddings.token_embedding.weight" in sd:
         kwargs.update(
             use_text_encoder=True,
-            text_vocab_size=text["vocab_size"],
-            text_hidden_size=text["hidden_size"],
-            text_intermediate_size=text["intermediate_size"],
-            text_num_hidden_layers=text["num_hidden_layers"],
-            text_num_attention_heads=text["num_attention_heads"],
-            text_max_position_embeddings=text["max_position_embeddings"],
-            text_eos_token_id=text.get("eos_token_id", 49407),
+            text_config={
+                "vocab_size": text["vocab_size"],
+                "hidden_size": text["hidden_size"],
+                "intermediate_size": text["intermediate_size"],
+                "num_hidden_layers": text["num_hidden_layers"],
+                "num_attention_heads": text["num_attention_heads"],
+                "max_position_embeddings": text["max_position_embeddings"],
+                "eos_token_id": text.get("eos_token_id", 49407),
+            },
         )
     else:
         kwargs["use_text_encoder"] = False
@@ -352,15 +354,17 @@ def longclip_config_from_state_dict(sd: dict[str, torch.Tensor]) -> dict:
         text_width = sd["ln_final.weight"].shape[0]
         kwargs.update(
             use_text_encoder=True,
-            text_vocab_size=sd["token_embedding.weight"].shape[0],
-            text_hidden_size=text_width,
-            text_intermediate_size=sd["transformer.resblocks.0.mlp.c_fc.weight"].shape[0],
-            text_num_hidden_layers=len(
-                _layer_indices("transformer.resblocks.{}.attn.in_proj_weight", list(sd))
-            ),
-            text_num_attention_heads=text_width // 64,
-            text_max_position_embeddings=sd["positional_embedding"].shape[0],
-            text_num_short_positions=20,  # Long-CLIP keeps the first 20 of CLIP's 77 positions
+            text_config={
+                "vocab_size": sd["token_embedding.weight"].shape[0],
+                "hidden_size": text_width,
+                "intermediate_size": sd["transformer.resblocks.0.mlp.c_fc.weight"].shape[0],
+                "num_hidden_layers": len(
+                    _layer_indices("transformer.resblocks.{}.attn.in_proj_weight", list(sd))
+                ),
+                "num_attention_heads": text_width // 64,
+                "max_position_embeddings": sd["positional_embedding"].shape[0],
+                "num_short_positions": 20,  # Long-CLIP keeps the first 20 of CLIP's 77 positions
+            },
         )
     return kwargs
 

@@ -4,7 +4,8 @@ Every step that runs the towers (stage 0, and stage 2 with ``--train_towers``) w
 clips again, every epoch (a cost comparable to the tiny towers' own step; see ``benchmarks/RESULTS.md``). The
 frame cache stores what ``HiLightVideoProcessor.load`` returns for a clip — the sampled RGB frames, uint8
 ``(T, H, W, 3)`` at the file's own resolution — so a cached clip goes through exactly the same transform
-(resize, normalise) as a clip read from disk: the pixel values are bit-identical (tests/test_frame_cache.py).
+(resize, normalise) as a clip read from disk: the pixel values are bit-identical
+(tests/test_train.py::test_frame_cache_gives_the_processors_pixels_exactly).
 
 Layout of a cache folder::
 

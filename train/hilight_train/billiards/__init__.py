@@ -8,9 +8,11 @@ rule sets (:mod:`.rules`), summarise the ground truth (:mod:`.truth`), ask quest
 :mod:`.runner` write whole datasets; :mod:`.parse` turns answer text back into facts (its docstring
 is the facts schema the evaluation relies on); :mod:`.contact_sheet` draws clips with their events.
 
-pooltool's physics kernels are numba functions compiled on first use (~25 s) and cached on disk.
-Importing this package points ``NUMBA_CACHE_DIR`` at ``$XDG_CACHE_HOME/hilight/numba`` (default
-``~/.cache/hilight/numba``) unless it is already set, so every process reuses the compiled code (numba creates the folder when it first writes there).
+pooltool's physics kernels are numba functions compiled on first use and cached on disk. Importing this
+package creates nothing: it points ``NUMBA_CACHE_DIR`` at ``$XDG_CACHE_HOME/hilight/numba`` (default
+``~/.cache/hilight/numba``) unless it is already set, so every process reuses the compiled code. The modules
+that import pooltool bring its own side effects: pooltool creates ``~/.config/pooltool``, and numba creates
+the cache folders of pooltool's kernels when pooltool defines them.
 """
 
 import os as _os

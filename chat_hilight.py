@@ -267,7 +267,7 @@ class HiLightChatSession:
         params = next(self.model.parameters())
         pixel_values = pixel_values.to(device=params.device, dtype=params.dtype)
         with torch.inference_mode():
-            features = self.model.get_video_features(pixel_values, return_intermediates=True)
+            features = self.model.get_video_features(pixel_values)
         self.tower_calls += 1
         record = ChatVideo(
             key=key,

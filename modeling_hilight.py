@@ -969,8 +969,8 @@ class HiLightForConditionalGeneration(HiLightPreTrainedModel, GenerationMixin):
             attention_mask: (B, S) 1 for tokens, 0 for (left) padding.
             position_ids: (B, S); when omitted on a prefill they follow the attention mask (left padding
                 starts each row at position 0).
-            pixel_values_videos: (V, T, 3, H, W) normalised frames (`pixel_values`, the processor's key, is
-                accepted as an alias).
+            pixel_values_videos: (V, T, 3, H, W) normalised frames, the processor's key (`pixel_values`, the
+                key of earlier versions, is accepted as an alias).
             video_hidden_states, frame_embeds: cached tower outputs (V, M + T*P, Dv) and (V, T, Di).
             video_embeds: (V, T*Q, H) ready vision tokens.
             inputs_embeds: (B, S, H) LM input embeddings instead of `input_ids` (no visual source then).

@@ -323,7 +323,7 @@ def test_video_inputs_go_by_transformers_name_and_the_old_alias(model):
         assert type(features).__name__ == "HiLightVideoFeatures"  # always the output dataclass
         assert torch.equal(features.video_embeds, model.get_video_features(pixel_values=pixels).video_embeds)
         a = model(input_ids=ids, pixel_values_videos=pixels).logits
-        b = model(input_ids=ids, pixel_values=pixels).logits  # the processor's key, still accepted
+        b = model(input_ids=ids, pixel_values=pixels).logits  # the earlier key, still accepted
         with pytest.raises(ValueError, match="not both"):
             model(input_ids=ids, pixel_values_videos=pixels, pixel_values=clip(seed=1))
         out = model.generate(input_ids=ids, pixel_values_videos=pixels, max_new_tokens=2, do_sample=False)

@@ -121,8 +121,8 @@ def main() -> int:
         "--heldout_seed", type=int, default=7919, help="seed of the held-out evaluation dataset (not --seed)"
     )
     p.add_argument(
-        "--stage0-scenes", type=int, default=28800,
-        help="training rows of stage 0 (scenes + clips; 16 per step: 1,800 steps)",
+        "--stage0-scenes", type=int, default=16000,
+        help="training rows of stage 0 (scenes + clips; 16 per step: 1,000 steps)",
     )  # fmt: skip
     p.add_argument(
         "--stage1-epochs",

@@ -73,7 +73,9 @@ class PerceptionArguments:
     )
     id_weight: float = field(
         default=1.0,
-        metadata={"help": "Weight of the ball-identity losses (each visible ball's class among all; 0: off)."},
+        metadata={
+            "help": "Weight of the ball-identity losses (each visible ball's class among all; 0: off)."
+        },
     )
     model_name_or_path: str | None = field(default=None, metadata={"help": "Start from this HiLight folder."})
     preset: str = field(default="tiny", metadata={"help": "Preset of a fresh model."})

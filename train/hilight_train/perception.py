@@ -159,11 +159,15 @@ def tower_outputs(
     return out
 
 
-def ball_identity_loss(cell_logits: torch.Tensor, ball_cell: torch.Tensor, ball_class: torch.Tensor) -> torch.Tensor:
+def ball_identity_loss(
+    cell_logits: torch.Tensor, ball_cell: torch.Tensor, ball_class: torch.Tensor
+) -> torch.Tensor:
     """Cross-entropy of each visible ball's class among all K, from the cell logits (V, T, P, K) at its cell
     (ball_cell / ball_class (V, T, MAX_BALLS), -1 = padding): where the per-class binary losses let similar
     classes (a solid and the stripe of its colour) both fire, this makes them compete."""
-    index = ball_cell.clamp(min=0)[..., None].expand(-1, -1, -1, cell_logits.shape[-1])  # (V, T, MAX_BALLS, K)
+    index = ball_cell.clamp(min=0)[..., None].expand(
+        -1, -1, -1, cell_logits.shape[-1]
+    )  # (V, T, MAX_BALLS, K)
     logits = cell_logits.gather(2, index)  # (V, T, MAX_BALLS, K)
     target = torch.where(ball_cell >= 0, ball_class, -100)
     if not (target >= 0).any():

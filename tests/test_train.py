@@ -620,18 +620,17 @@ def test_recipe_runs_an_in_process_step_once_and_times_it(tmp_path):
     assert "export" in json.loads((tmp_path / "timings.json").read_text())
 
 
-def test_a_step_that_extends_an_earlier_steps_folder_runs_once_with_its_own_sentinel(tmp_path):
+def test_a_script_step_runs_once_and_a_rerun_skips_it(tmp_path):
     from hilight_train.pipeline import DONE, Recipe
 
     out, script = tmp_path / "data", "make_data.py"
     common = ["--out", out, "--seed", 0, "--games", "9ball", "--workers", 1, "--width", 64, "--height", 48]
     recipe = Recipe(tmp_path / "timings.json")
     recipe.step("data", out, script, *common, "--clips", 2)
-    recipe.step("more", out, script, *common, "--clips", 4, sentinel=tmp_path / "more.step-done")
-    first = (out / DONE).read_text()
-    again = Recipe(tmp_path / "timings.json")  # resumed: both steps are done
-    again.step("more", out, script, *common, "--clips", 4, sentinel=tmp_path / "more.step-done")
+    first, events = (out / DONE).read_text(), (out / "events.jsonl").stat().st_mtime_ns
+    again = Recipe(tmp_path / "timings.json")  # resumed: the step is done, its script does not run again
+    again.step("data", out, script, *common, "--clips", 2)
     records = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
-    assert len(records) == 4 and (out / DONE).read_text() == first  # "data" keeps its own sentinel
-    assert "--clips 4" in (tmp_path / "more.step-done").read_text()
-    assert set(json.loads((tmp_path / "timings.json").read_text())) == {"data", "more"}
+    assert len(records) == 2 and (out / DONE).read_text() == first and "--clips 2" in first
+    assert (out / "events.jsonl").stat().st_mtime_ns == events
+    assert set(json.loads((tmp_path / "timings.json").read_text())) == {"data"}

@@ -55,14 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     todo = [(resolve_under(args.data, rel), resolve_under(args.out, rel)) for rel in videos]
     todo = [(source, target) for source, target in todo if not target.is_file()]
     bar = tqdm(total=len(videos), initial=len(videos) - len(todo), desc=f"{args.shift} clips", unit="clip")
-    if args.workers == 1:
-        for source, target in todo:
-            shift_clip(args.shift, source, target)
+    jobs = (shift_clip, repeat(args.shift), [s for s, _ in todo], [t for _, t in todo])
+    with ProcessPoolExecutor(args.workers) as pool:  # its processes start only when asked for work
+        for _ in (pool.map if args.workers > 1 else map)(*jobs):
             bar.update()
-    else:
-        with ProcessPoolExecutor(args.workers) as pool:
-            for _ in pool.map(shift_clip, repeat(args.shift), *zip(*todo, strict=True)) if todo else ():
-                bar.update()
     bar.close()
     atomic_write_text(args.out / f"annotations_{args.split}.json", json.dumps(entries, indent=1))
     train = args.data / "annotations_train.json"

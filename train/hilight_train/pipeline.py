@@ -31,23 +31,18 @@ class Recipe:
             json.loads(timings_path.read_text()) if timings_path.is_file() else {}
         )
 
-    def step(self, name: str, output: Path, script: str, *args: object, sentinel: Path | None = None) -> None:
-        """Run `train/<script> args...` unless `output` is already complete. A step that adds to the output
-        of an earlier one gives its own ``sentinel`` file instead of ``output/.step-done``."""
+    def step(self, name: str, output: Path, script: str, *args: object) -> None:
+        """Run `train/<script> args...` unless `output` is already complete."""
         cmd = [sys.executable, str(REPO_ROOT / "train" / script), *map(str, args)]
-        self._run(
-            name, output, " ".join(cmd), lambda: subprocess.run(cmd, check=True, cwd=REPO_ROOT), sentinel
-        )
+        self._run(name, output, " ".join(cmd), lambda: subprocess.run(cmd, check=True, cwd=REPO_ROOT))
 
     def call(self, name: str, output: Path, function: Callable[..., object], *args: object) -> None:
         """Run `function(*args)` in this process unless `output` is already complete (a quick step)."""
         what = f"{function.__name__}({', '.join(map(str, args))})"
         self._run(name, output, what, lambda: function(*args))
 
-    def _run(
-        self, name: str, output: Path, what: str, run: Callable[[], object], sentinel: Path | None = None
-    ) -> None:
-        done = sentinel or output / DONE
+    def _run(self, name: str, output: Path, what: str, run: Callable[[], object]) -> None:
+        done = output / DONE
         if done.is_file():
             print(f"=== {name}: done earlier ({output})", flush=True)
             return

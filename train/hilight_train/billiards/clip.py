@@ -102,9 +102,8 @@ def make_clip(game: str, seed: int, cfg: ClipConfig = ClipConfig(), timings: dic
     truth = summarize(
         game, events, ids, times, xyz, on, cam.view, n_frames / cfg.fps, truncated, rules, R, cue_moving
     )
-    words = np.random.default_rng(
-        [seed, 1]
-    )  # questions and commentary: their own stream, so wording never moves the pictures
+    # questions and commentary: their own stream, so wording never moves the pictures
+    words = np.random.default_rng([seed, 1])
     qa = make_questions(game, truth, words)
     caption = make_caption(game, truth, words)
     look = sample_look(game, rng)

@@ -695,6 +695,32 @@ def build_fusion(config: HiLightTokenMiningConfig, num_leading: int) -> nn.Modul
 
 
 # ----------------------------------------------------------------------------------------------------------
+# Precision on the CPU
+
+
+def cpu_has_fast_bf16() -> bool:
+    """Whether this CPU has the bf16 matrix instructions PyTorch's bf16 products run on (x86 AVX-512 BF16 or
+    AMX). Without them (AVX2-only x86 CPUs, and, conservatively, every other CPU) bf16 products are emulated
+    and many times slower than fp32, so fp32 is the fast dtype there."""
+    checks = (
+        getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    )
+    return any(check is not None and check() for check in checks)
+
+
+def preferred_cpu_dtype() -> torch.dtype:
+    """The faster dtype for running a model on this CPU: bf16 where it has bf16 instructions, else fp32."""
+    return torch.bfloat16 if cpu_has_fast_bf16() else torch.float32
+
+
+def _loads_on_cpu(device_map: Any) -> bool:
+    """Whether `from_pretrained(..., device_map=device_map)` leaves the weights on the CPU."""
+    if device_map is None:
+        return not torch.accelerator.is_available()
+    return isinstance(device_map, (str, torch.device)) and torch.device(device_map).type == "cpu"
+
+
+# ----------------------------------------------------------------------------------------------------------
 # The model
 
 
@@ -766,9 +792,16 @@ class HiLightForConditionalGeneration(HiLightPreTrainedModel, GenerationMixin):
     def from_pretrained(cls, *args: Any, **kwargs: Any):
         """As `PreTrainedModel.from_pretrained`, but strict: a tensor missing from the checkpoint, one the model
         does not have, a shape that differs, or a non-finite weight is an error naming it (transformers would
-        only warn, and the model would answer from random or broken weights)."""
+        only warn, and the model would answer from random or broken weights).
+
+        Without a `dtype`, the model loads in its config's dtype (bf16 for the bundled model) except on a CPU
+        without bf16 instructions (`cpu_has_fast_bf16`), where it loads in fp32, the faster dtype there; an
+        explicit `dtype` is always kept."""
         wants_info = kwargs.pop("output_loading_info", False)
         source = args[0] if args else kwargs.get("pretrained_model_name_or_path")
+        no_dtype = kwargs.get("dtype") is None and kwargs.get("torch_dtype") is None
+        if no_dtype and _loads_on_cpu(kwargs.get("device_map")) and not cpu_has_fast_bf16():
+            kwargs["dtype"] = torch.float32  # a bf16 checkpoint would run emulated bf16 products here
         try:
             model, info = super().from_pretrained(*args, output_loading_info=True, **kwargs)
         except Exception as exc:

@@ -7,10 +7,12 @@ answer, warm per inference path, and cold (follow-ups in a session: `bench_chat.
 Per example clip of `examples/questions.json` (its first question): `model.chat(processor, clip, question)`
 (decode + both towers + TokenMining + prefill + greedy decoding to the end of the answer). One warm-up
 answer per clip, then the median of --repeats. Paths: fp32 (the baseline of the ratios), bf16 with the conv
-stems in NCHW memory (how they ran before channels-last), bf16 (the default: the model loads in bf16), and
-bf16 with the LM int8 weight-only (`int8_lm_config`, optimum-quanto). Cold: a fresh Python process that
+stems in NCHW memory (how they ran before channels-last), bf16 (the config's dtype), bf16 with the LM int8
+weight-only (`int8_lm_config`, optimum-quanto), and the default (no dtype given: the
+model's own choice, bf16 on a CPU with bf16 instructions, else fp32). Cold: a fresh Python process that
 imports transformers, loads the model from the folder and answers the first question (`make demo`'s first
-answer), timed from its start to its exit, median of --repeats.
+answer), timed from its start to its exit, median of --repeats, with dtype=bfloat16 and with the default in
+turn.
 """
 
 import argparse
@@ -29,19 +31,23 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "train"))
 from _timing import timed  # noqa: E402
 
-from hilight_train.model_folder import int8_lm_config  # noqa: E402
+from hilight.modeling_hilight import cpu_has_fast_bf16  # noqa: E402
+from hilight_train.model_folder import int8_lm_config  # noqa: E402  (registers the root as `hilight`)
 
 COLD = """
 import sys, torch
 from transformers import AutoModel, AutoProcessor
 torch.set_num_threads(int(sys.argv[3]))
-model = AutoModel.from_pretrained(sys.argv[1], trust_remote_code=True).eval()
+dtype = {} if sys.argv[5] == "default" else {"dtype": getattr(torch, sys.argv[5])}
+model = AutoModel.from_pretrained(sys.argv[1], trust_remote_code=True, **dtype).eval()
 processor = AutoProcessor.from_pretrained(sys.argv[1], trust_remote_code=True)
 print(model.chat(processor, sys.argv[2], sys.argv[4])[0])
 """
 
 
 def load(folder: str, path: str):
+    if path == "default":  # no dtype: the model's own choice for this CPU
+        return AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
     kwargs = {"dtype": torch.float32 if path == "fp32" else torch.bfloat16}
     if path == "bf16 + int8 LM":
         kwargs["quantization_config"] = int8_lm_config()
@@ -65,10 +71,12 @@ def main() -> int:
     for q in questions:
         by_clip.setdefault(q["clip"], q["question"])
     processor = AutoProcessor.from_pretrained(str(args.model), trust_remote_code=True)
-    paths = ("fp32", "bf16, NCHW stems", "bf16", "bf16 + int8 LM")
+    paths = ("fp32", "bf16, NCHW stems", "bf16", "bf16 + int8 LM", "default")
     rows = []
     for path in paths:
         model = load(str(args.model), path)
+        if path == "default":
+            default_dtype = str(model.dtype).removeprefix("torch.")
         for clip, question in by_clip.items():
             answer = partial(model.chat, processor, str(args.examples / clip), question)
             rows.append((path, clip, timed(answer, args.repeats)))
@@ -82,11 +90,14 @@ def main() -> int:
         str(args.threads),
         question,
     ]
-    cold = []
+    cold: dict[str, list[float]] = {"bfloat16": [], "default": []}
     for _ in range(args.repeats):
-        start = time.perf_counter()
-        subprocess.run(cold_cmd, check=True, capture_output=True)
-        cold.append(time.perf_counter() - start)
+        for dtype, times in cold.items():  # in turn
+            start = time.perf_counter()
+            subprocess.run([*cold_cmd, dtype], check=True, capture_output=True)
+            times.append(time.perf_counter() - start)
+    print(f"CPU capability {torch.backends.cpu.get_cpu_capability()}, bf16 instructions: {cpu_has_fast_bf16()}; "
+          f"the default path loaded in {default_dtype}")  # fmt: skip
     print(f"threads {args.threads}, median of {args.repeats} after one warm-up, seconds per whole answer\n")
     print("| path | " + " | ".join(by_clip) + " | median | vs fp32 |")
     print("|---|" + "---|" * (len(by_clip) + 2))
@@ -94,7 +105,10 @@ def main() -> int:
     for path in paths:
         times = " | ".join(f"{t:.3f}" for q, _, t in rows if q == path)
         print(f"| {path} | {times} | {medians[path]:.3f} | {medians['fp32'] / medians[path]:.2f}x |")
-    print(f"\ncold (fresh process: imports, load, first answer on {clip}): {statistics.median(cold):.2f} s")
+    print(
+        f"\ncold (fresh process: imports, load, first answer on {clip}), median: "
+        + ", ".join(f"{dtype} {statistics.median(t):.2f} s" for dtype, t in cold.items())
+    )
     return 0
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -32,6 +33,31 @@ def stems(model) -> list:
     return [model.video_tower.patch_embedding, model.image_tower.patch_embedding]
 
 
+def stage0_setup(rows: int, frames: int):
+    """A fresh tiny model, its perception network, an AdamW and a fixed batch of ``rows`` stream scenes."""
+    torch.manual_seed(0)
+    texts = ["The cue ball hit the 3-ball, which dropped in the top-left pocket. No foul."] * 20
+    model, processor = init_model_folder(
+        None, texts, preset="tiny", vocab_size=300
+    )  # the towers are what count
+    vc = model.config.video_config
+    stream = SceneStream(("9ball", "8ball", "snooker"), seed=1, frames=frames, width=vc.frame_size[1],
+                         height=vc.frame_size[0])  # fmt: skip
+    batch = collate([SceneDataset(stream, processor.video_processor, vc.grid_size, rows)[i]
+                     for i in range(rows)])  # fmt: skip
+    net = TowerPerceptionModel(model.video_tower, model.image_tower, heads_for(model)).train()
+    return model, net, torch.optim.AdamW(net.parameters(), lr=1e-4), batch
+
+
+def train_step(net, optimizer, batch: dict, bf16: bool = True) -> None:
+    """One stage-0 step: forward (bf16 autocast or fp32) + backward + AdamW."""
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        loss = net(**batch)["loss"]
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rows", type=int, default=16)
@@ -40,26 +66,10 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    texts = ["The cue ball hit the 3-ball, which dropped in the top-left pocket. No foul."] * 20
-    model, processor = init_model_folder(
-        None, texts, preset="tiny", vocab_size=300
-    )  # the towers are what count
+    model, net, optimizer, batch = stage0_setup(args.rows, args.frames)
     vc = model.config.video_config
-    stream = SceneStream(("9ball", "8ball", "snooker"), seed=1, frames=args.frames, width=vc.frame_size[1],
-                         height=vc.frame_size[0])  # fmt: skip
-    batch = collate([SceneDataset(stream, processor.video_processor, vc.grid_size, args.rows)[i]
-                     for i in range(args.rows)])  # fmt: skip
-    net = TowerPerceptionModel(model.video_tower, model.image_tower, heads_for(model)).train()
-    optimizer = torch.optim.AdamW(net.parameters(), lr=1e-4)
     pixels = batch["pixel_values"]
-
-    def train_step() -> None:
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            loss = net(**batch)["loss"]
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+    step = partial(train_step, net, optimizer, batch)
 
     def stems_forward() -> None:
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
@@ -71,7 +81,7 @@ def main() -> int:
     for name, fmt in layouts.items():
         for stem in stems(model):
             stem.memory_format = fmt
-        results[name] = {"step": timed(train_step, args.steps), "stems": timed(stems_forward, args.steps)}
+        results[name] = {"step": timed(step, args.steps), "stems": timed(stems_forward, args.steps)}
     base, new = results["NCHW"], results["channels-last"]
     print(f"tiny preset, {args.rows} rows x {args.frames} frames of {tuple(vc.frame_size)}, "
           f"{args.threads} threads, bf16 autocast, median of {args.steps}")  # fmt: skip

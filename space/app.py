@@ -10,7 +10,7 @@ Environment:
     HILIGHT_MAX_DURATION    longest accepted clip in seconds (default 120)
     HILIGHT_MAX_NEW_TOKENS  upper bound of the answer length slider (default 256)
     HILIGHT_QUEUE_SIZE      requests waiting in the queue before new ones are refused (default 16)
-    HILIGHT_DTYPE           float32 (default) or bfloat16 (several times faster on CPUs with bf16 units)
+    HILIGHT_DTYPE           auto (default: bf16 on CPUs with bf16 instructions, else float32), float32 or bfloat16
     GRADIO_SERVER_PORT / GRADIO_SERVER_NAME   Gradio's usual port and address variables
 
 How it runs: one `HiLightChatSession` per browser session (chat_hilight.py in the model repo) holds the
@@ -57,7 +57,7 @@ class SpaceConfig:
     max_new_tokens: int = 256
     default_new_tokens: int = 64
     queue_size: int = 16
-    dtype: str = "float32"
+    dtype: str = "auto"
     decode_timeout_s: float = 60.0
     gallery_width: int = 320
 
@@ -71,27 +71,29 @@ class SpaceConfig:
             max_duration_s=float(env.get("HILIGHT_MAX_DURATION", 120)),
             max_new_tokens=int(env.get("HILIGHT_MAX_NEW_TOKENS", 256)),
             queue_size=int(env.get("HILIGHT_QUEUE_SIZE", 16)),
-            dtype=env.get("HILIGHT_DTYPE", "float32"),
+            dtype=env.get("HILIGHT_DTYPE", "auto"),
         )
         for key, value in overrides.items():
             setattr(config, key, value)
         return config
 
 
-def load_model(model_id: str, dtype: str = "float32") -> tuple[Any, Any]:
-    """Model and processor through `from_pretrained(..., trust_remote_code=True)`."""
+def load_model(model_id: str, dtype: str = "auto") -> tuple[Any, Any]:
+    """Model and processor through `from_pretrained(..., trust_remote_code=True)`; ``dtype="auto"`` leaves the
+    choice to the model (its config's dtype, or fp32 on a CPU without bf16 instructions)."""
     import torch
     from transformers import AutoModel, AutoProcessor
 
-    if dtype not in ("float32", "bfloat16"):
-        raise SystemExit(f"HILIGHT_DTYPE must be float32 or bfloat16; got {dtype!r}")
+    if dtype not in ("auto", "float32", "bfloat16"):
+        raise SystemExit(f"HILIGHT_DTYPE must be auto, float32 or bfloat16; got {dtype!r}")
     local = Path(model_id)
     if local.is_dir() and not (local / "config.json").is_file():
         raise SystemExit(
             f"No HiLight model in {local.resolve()}: it has no config.json. Point HILIGHT_MODEL at a model "
             "folder or a Hub id (the bundled default model is trained by `make default-model`)."
         )
-    model = AutoModel.from_pretrained(model_id, trust_remote_code=True, dtype=getattr(torch, dtype)).eval()
+    chosen = {} if dtype == "auto" else {"dtype": getattr(torch, dtype)}
+    model = AutoModel.from_pretrained(model_id, trust_remote_code=True, **chosen).eval()
     processor = AutoProcessor.from_pretrained(model_id, trust_remote_code=True)
     model.check_processor(processor)
     return model, processor

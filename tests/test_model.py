@@ -11,6 +11,7 @@ from huggingface_hub.errors import StrictDataclassError
 from transformers import AutoModel, AutoModelForImageTextToText
 from transformers.generation.streamers import BaseStreamer
 
+from hilight import modeling_hilight
 from hilight.configuration_hilight import HiLightConfig, HiLightTowerTextConfig
 from hilight.modeling_hilight import (
     HiLightForConditionalGeneration,
@@ -512,6 +513,23 @@ def test_save_load_round_trip_is_bit_identical(model, tmp_path):
     assert lm.get_output_embeddings().weight is lm.get_input_embeddings().weight  # tying survives
     other = AutoModelForImageTextToText.from_pretrained(tmp_path, trust_remote_code=True, dtype=torch.float32)
     assert type(other).__name__ == "HiLightForConditionalGeneration"
+
+
+@pytest.mark.parametrize("fast_bf16", [True, False])
+def test_without_a_dtype_the_model_loads_in_the_faster_dtype_of_this_cpu(tmp_path, monkeypatch, fast_bf16):
+    torch.manual_seed(0)
+    HiLightForConditionalGeneration(tiny_config()).to(torch.bfloat16).save_pretrained(
+        tmp_path
+    )  # as the bundled model
+    monkeypatch.setattr(modeling_hilight, "cpu_has_fast_bf16", lambda: fast_bf16)
+    monkeypatch.setattr(torch.accelerator, "is_available", lambda: False)
+    loaded = HiLightForConditionalGeneration.from_pretrained(tmp_path)
+    assert loaded.dtype == (torch.bfloat16 if fast_bf16 else torch.float32)  # fp32 where bf16 is emulated
+    assert modeling_hilight.preferred_cpu_dtype() == loaded.dtype
+    for given in (torch.bfloat16, torch.float32):  # an explicit dtype is kept either way
+        assert HiLightForConditionalGeneration.from_pretrained(tmp_path, dtype=given).dtype == given
+    cpu = HiLightForConditionalGeneration.from_pretrained(tmp_path, device_map="cpu")
+    assert cpu.dtype == loaded.dtype
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])

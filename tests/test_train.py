@@ -20,6 +20,7 @@ from safetensors.torch import load_file
 from transformers import TrainerCallback
 
 from hilight.modeling_hilight import HiLightForConditionalGeneration
+from hilight_train import stages
 from hilight_train.cache import CacheMismatchError, CacheMissError, FeatureCache, build_feature_cache
 from hilight_train.collator import IGNORE_INDEX, HiLightCollator, encode_conversation
 from hilight_train.data import parse_record
@@ -400,6 +401,22 @@ TRAINER_CONFIGS = sorted(  # the accelerate launch configs are tested in test_sh
     for p in (REPO / "train" / "configs").rglob("*.yaml")
     if p.stem != "ablations" and p.parent.name != "accelerate"
 )
+
+
+@pytest.mark.parametrize("fast_bf16", [True, False])
+def test_training_on_a_cpu_without_bf16_instructions_defaults_to_fp32(monkeypatch, fast_bf16):
+    monkeypatch.setattr(stages, "cpu_has_fast_bf16", lambda: fast_bf16)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    _, args, _ = parse_args("stage2", ["--config", str(REPO / "train/configs/tiny/stage2.yaml"),
+                                       "--model_name_or_path", "m", "--train_data", "d.json", "--output_dir", "o"])  # fmt: skip
+    assert (
+        args.use_cpu and args.bf16 == fast_bf16
+    )  # the config asks for bf16; emulated bf16 is slower than fp32
+    forced = with_device_default(["--bf16", "true"])
+    assert (
+        forced.count("--bf16") == 1 and forced[forced.index("--bf16") + 1] == "true"
+    )  # the command line wins
 
 
 @pytest.mark.parametrize("path", TRAINER_CONFIGS, ids=lambda p: f"{p.parent.name}/{p.stem}")

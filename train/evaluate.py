@@ -33,6 +33,7 @@ from hilight_train.evaluation import (
 )
 from hilight_train.files import atomic_write_text
 from hilight_train.model_folder import int8_lm_config
+from hilight_train.precision import cpu_has_fast_bf16
 from hilight_train.report import (
     build_report,
     compare_reports,
@@ -59,9 +60,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "question per prompt",
     )
     p.add_argument(
-        "--dtype", choices=("bf16", "fp32", "int8"), default="bf16",
-        help="bf16 autocast (fast on CPU), fp32, or int8: the LM's linear layers int8 weight-only (optimum-quanto), "
-        "the rest bf16",
+        "--dtype", choices=("auto", "bf16", "fp32", "int8"), default="auto",
+        help="auto: bf16 on a CPU with bf16 instructions, else fp32 (the faster there); bf16 weights and autocast; "
+        "fp32 (exact); or int8: the LM's linear layers int8 weight-only (optimum-quanto), the rest bf16",
     )  # fmt: skip
     p.add_argument(
         "--time-tolerance", type=float, default=DEFAULT_TIME_TOLERANCE, help="seconds, for pot_time"
@@ -131,14 +132,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.compare:
         return compare(args)
+    if args.dtype == "auto":  # resolved before the answer cache's settings record it
+        args.dtype = "bf16" if cpu_has_fast_bf16() else "fp32"
     check_answer_cache(args)
     from transformers import AutoModel, AutoProcessor
 
     entries = load_entries(args.data, args.split)[: args.limit]
-    quantized = (
-        {"dtype": torch.bfloat16, "quantization_config": int8_lm_config()} if args.dtype == "int8" else {}
-    )
-    model = AutoModel.from_pretrained(args.model, trust_remote_code=True, **quantized).eval()
+    load = {"dtype": torch.float32 if args.dtype == "fp32" else torch.bfloat16}
+    if args.dtype == "int8":
+        load["quantization_config"] = int8_lm_config()
+    model = AutoModel.from_pretrained(args.model, trust_remote_code=True, **load).eval()
     processor = AutoProcessor.from_pretrained(args.model, trust_remote_code=True)
     model.check_processor(processor)
     autocast = torch.autocast("cpu", dtype=torch.bfloat16) if args.dtype != "fp32" else nullcontext()

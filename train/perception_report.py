@@ -45,6 +45,7 @@ from hilight_train.perception import (
     heads_for,
     tower_outputs,
 )
+from hilight_train.precision import cpu_autocast
 from hilight_train.probes import cnn_classifier, linear_probe, train_classifier
 from hilight_train.training import load_model_and_processor
 
@@ -61,7 +62,7 @@ def load_clips(data: Path, split: str) -> list[dict]:
 
 @torch.no_grad()
 def run(model, heads: PerceptionHeads, processor, data: Path, clips: list[dict], batch: int = 4) -> dict:
-    """Tower features, head scores, targets and CNN inputs for ``clips`` (bf16 autocast)."""
+    """Tower features, head scores, targets and CNN inputs for ``clips`` (bf16 autocast where the CPU has it)."""
     grid = model.config.video_config.grid_size
     M = model.config.video_config.num_leading_tokens
     out: dict[str, list] = {}
@@ -70,7 +71,7 @@ def run(model, heads: PerceptionHeads, processor, data: Path, clips: list[dict],
         chunk = [dataset[j] for j in range(i, min(i + batch, len(clips)))]
         targets = [{k: v for k, v in row.items() if k != "pixel_values"} for row in chunk]
         pixel_values = torch.stack([row["pixel_values"] for row in chunk])  # (V, T, 3, H, W)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with cpu_autocast():
             scores = tower_outputs(model.video_tower, model.image_tower, heads, pixel_values)
         hidden, embeds = scores["video_hidden_states"], scores["frame_embeds"]  # (V, M + T*P, Dv), (V, T, Di)
         T = embeds.shape[1]

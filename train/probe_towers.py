@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from hilight_train.cli import run_main
 from hilight_train.frame_cache import FrameCache
+from hilight_train.precision import cpu_autocast
 from hilight_train.probes import linear_probe
 from hilight_train.training import load_model_and_processor
 
@@ -37,7 +38,7 @@ TYPES = ("ball_moved", "potted_count", "foul", "cue_rest_region", "cue_cushions_
 
 @torch.no_grad()
 def clip_features(model, processor, videos: list[str], frames: FrameCache | None, batch: int = 8):
-    """{representation: (N, D)} for `videos`, bf16 autocast, in order."""
+    """{representation: (N, D)} for `videos`, bf16 autocast where the CPU has it, in order."""
     out: dict[str, list[torch.Tensor]] = {}
     for i in tqdm(range(0, len(videos), batch), desc="towers", unit="batch"):
         chunk = videos[i : i + batch]
@@ -45,7 +46,7 @@ def clip_features(model, processor, videos: list[str], frames: FrameCache | None
         pixels = processor.video_processor(sources, return_tensors="pt")[
             "pixel_values_videos"
         ]  # (V, T, 3, H, W)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with cpu_autocast():
             f = model.get_video_features(pixels, return_intermediates=True)
         h, e, v = f.video_hidden_states.float(), f.frame_embeds.float(), f.video_embeds.float()
         V, T = e.shape[:2]

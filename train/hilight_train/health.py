@@ -23,6 +23,8 @@ from transformers import TrainerCallback
 
 from hilight.modeling_hilight import _one_video_input
 
+from .precision import cpu_autocast
+
 VISUAL_KEYS = ("pixel_values", "video_hidden_states", "frame_embeds", "video_embeds")
 
 
@@ -32,7 +34,7 @@ def token_health(model, batch: dict) -> dict[str, float]:
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     visual = {k: batch.get(k) for k in VISUAL_KEYS}
     visual["pixel_values"] = _one_video_input(batch.get("pixel_values_videos"), batch.get("pixel_values"))
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=next(base.parameters()).dtype == torch.float32):
+    with cpu_autocast(enabled=next(base.parameters()).dtype == torch.float32):
         tokens = base._resolve_video_embeds(*(visual[k] for k in VISUAL_KEYS))  # (V, K, H)
     if tokens is None:
         raise ValueError("the batch has no visual input to measure the vision tokens on")

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .precision import cpu_autocast
+
 
 def _loss(logits: torch.Tensor, y: torch.Tensor, multilabel: bool) -> torch.Tensor:
     logits = logits.float()
@@ -52,21 +54,22 @@ def train_classifier(
     model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor, steps: int,
     lr: float, batch: int, seed: int, multilabel: bool = False,
 ) -> tuple[torch.Tensor, dict]:  # fmt: skip
-    """Train ``model`` on images (bf16 autocast, AdamW + one-cycle); returns test logits and a summary."""
+    """Train ``model`` on images (bf16 autocast where the CPU has it, AdamW + one-cycle); returns test logits
+    and a summary."""
     torch.manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.1)
     start, losses = time.time(), []
     for _ in range(steps):
         idx = torch.randint(0, len(x_train), (batch,))
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            loss = _loss(model(x_train[idx]), y_train[idx], multilabel)
+        with cpu_autocast():
+            loss = _loss(model(x_train[idx].float()), y_train[idx], multilabel)
         opt.zero_grad()
         loss.backward()
         opt.step()
         sched.step()
         losses.append(loss.item())
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-        logits = torch.cat([model(x_test[i : i + 64]).float() for i in range(0, len(x_test), 64)])
+    with torch.no_grad(), cpu_autocast():
+        logits = torch.cat([model(x_test[i : i + 64].float()).float() for i in range(0, len(x_test), 64)])
     tail = losses[-max(1, steps // 10) :]
     return logits, {"final_train_loss": sum(tail) / len(tail), "seconds": time.time() - start}

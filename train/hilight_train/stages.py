@@ -32,6 +32,8 @@ import torch
 from accelerate import PartialState
 from trl import ModelConfig, SFTConfig, TrlParser
 
+from hilight.modeling_hilight import cpu_has_fast_bf16
+
 from .cache import build_feature_cache, cache_fingerprint, fingerprint_id
 from .collator import HiLightCollator, drop_long_rows
 from .frame_cache import open_frame_cache
@@ -139,12 +141,20 @@ class Stage2ScriptArguments(SFTScriptArguments):
 
 
 def with_device_default(argv: list[str] | None) -> list[str]:
-    """Add ``--use_cpu true`` on a machine without an accelerator (unless given), so configs that ask for
-    bf16 run on CPU (bf16 autocast) instead of failing TrainingArguments' GPU check."""
+    """Command-line defaults for a machine without an accelerator, each unless the command line gives it:
+    ``--use_cpu true``, so configs that ask for bf16 run on the CPU (bf16 autocast) instead of failing
+    TrainingArguments' GPU check; and ``--bf16 false`` on a CPU without bf16 instructions, where bf16 autocast
+    is emulated and many times slower than fp32 (``--bf16 true`` keeps it)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     has_accelerator = torch.cuda.is_available() or torch.backends.mps.is_available()
     if not has_accelerator and "--use_cpu" not in argv:
         argv += ["--use_cpu", "true"]
+    if not has_accelerator and not cpu_has_fast_bf16() and "--bf16" not in argv:
+        print(
+            "this CPU has no bf16 instructions: training in fp32 (--bf16 false; --bf16 true forces bf16)",
+            file=sys.stderr,
+        )
+        argv += ["--bf16", "false"]
     return argv
 
 

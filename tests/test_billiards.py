@@ -370,6 +370,27 @@ def test_same_seed_same_clip_and_bytes(tmp_path):
     assert r3["shot"] != r1["shot"]
 
 
+def test_ball_contrast_is_the_colour_distance_of_a_ball_from_its_surroundings():
+    from hilight_train.billiards.frame_truth import ball_contrast
+
+    frame = np.zeros((40, 60, 3), dtype=np.uint8)
+    frame[:] = (20, 100, 40)  # cloth
+    yy, xx = np.mgrid[0:40, 0:60] + 0.5
+    xy = np.array([[15.0, 20.0], [45.0, 20.0], [36.0, 20.0], [58.0, 39.0]], dtype=np.float32)
+    radius = np.full(4, 4.0, dtype=np.float32)
+    frame[np.hypot(xx - 45, yy - 20) <= 4] = (23, 104, 40)  # ball 1 differs from the cloth by (3, 4, 0)
+    frame[np.hypot(xx - 36, yy - 20) <= 4] = (255, 255, 255)  # ball 2, white, in ball 1's ring
+    c = ball_contrast(frame, xy, radius, np.ones(4, dtype=bool))
+    assert c[0] == pytest.approx(0.0)  # ball 0 has the cloth's colour
+    assert c[1] == pytest.approx(5.0)  # ball 2's pixels are left out of ball 1's ring
+    assert c[2] == pytest.approx(np.linalg.norm([235, 155, 215]), rel=1e-3)  # and ball 1's out of ball 2's
+    assert c[3] == pytest.approx(0.0)  # a ball at the corner: the part of it in the picture
+    hidden = ball_contrast(frame, xy, radius, np.array([True, True, False, True]))
+    assert np.isnan(hidden[2]) and hidden[1] > 10  # not visible: no contrast, and its pixels count as ring
+    far = np.array([[100.0, 100.0]], dtype=np.float32)  # its core lies outside the picture
+    assert np.isnan(ball_contrast(frame, far, radius[:1], np.ones(1, dtype=bool))[0])
+
+
 def test_frame_truth_matches_the_events_and_the_pictures(tmp_path):
     from hilight_train.billiards import frame_truth as ft
     from hilight_train.billiards.games import sort_balls
@@ -597,3 +618,39 @@ def test_importing_the_billiards_package_creates_no_directories(tmp_path):
         if not any(p == d or d in p.parents or p in d.parents for d in libraries)
     ]  # fmt: skip
     assert ours == []
+
+
+def test_ball_contrast_report_ranks_every_class_seen(tmp_path):
+    import ball_contrast
+
+    table = ball_contrast.summarise(ball_contrast.measure(["snooker"], scenes=3, seed=0))
+    rows = table["snooker"]
+    assert {"cue", "red"} <= {r["ball"] for r in rows} and all(r["balls"] > 0 for r in rows)
+    medians = [r["contrast_median"] for r in rows]
+    assert medians == sorted(medians) and all(0 <= m <= 255 * 3**0.5 for m in medians)
+    assert all(0 < r["radius_px_median"] < 20 for r in rows)
+    ball_contrast.plot(table, tmp_path / "contrast.png")
+    assert (tmp_path / "contrast.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_ball_contrast_correlates_a_perception_report_by_rank(tmp_path):
+    import ball_contrast
+
+    table = {
+        "8ball": [
+            {"ball": b, "contrast_median": c}
+            for b, c in (("6", 80.0), ("2", 95.0), ("1", 210.0), ("9", 220.0))
+        ],
+        "snooker": [
+            {"ball": b, "contrast_median": c} for b, c in (("green", 36.0), ("pink", 195.0), ("cue", 240.0))
+        ],
+    }
+    assert ball_contrast.spearman([1, 2, 3], [10, 20, 30]) == pytest.approx(1.0)
+    assert ball_contrast.spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    same_order = {"green": 0.1, "6": 0.5, "2": 0.6, "pink": 0.9, "1": 0.95, "9": 0.2, "cue": 1.0}
+    report = {"cells": {"video": {"presence_recall_by_class": same_order}}}
+    rho = ball_contrast.recall_correlations(table, report)["video"]
+    assert rho["classes"] == 5 and rho["solids_and_colours"] == pytest.approx(1.0)  # the stripe 9 left out
+    assert rho["all_but_cue"] < 1.0  # the stripe breaks the order
+    ball_contrast.plot_recall(table, report, tmp_path / "recall.png")
+    assert (tmp_path / "recall.png").stat().st_size > 0

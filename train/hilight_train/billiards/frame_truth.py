@@ -142,3 +142,31 @@ def read(path: str | Path) -> FrameTruth:
         )
     except (OSError, KeyError, ValueError, SafetensorError) as e:
         raise ValueError(f"{path}: not a frame-truth file of the data engine ({e})") from e
+
+
+def ball_contrast(frame: np.ndarray, xy: np.ndarray, radius: np.ndarray, visible: np.ndarray) -> np.ndarray:
+    """How far each ball's colour stands from what surrounds it in one picture: the distance (0..255 RGB
+    units, Euclidean) between the mean colour of the ball's core (within 0.7 radius of its centre) and of a
+    ring around it (1.6 to 2.6 radii, other balls' discs left out). ``frame`` (H, W, 3) uint8, ``xy`` (B, 2),
+    ``radius`` (B,) and ``visible`` (B,) one frame of a clip's truth; NaN for a ball that is not visible or
+    whose core or ring has no pixel in the picture."""
+    img = np.asarray(frame, dtype=np.float32)
+    H, W = img.shape[:2]
+    out = np.full(len(xy), np.nan, dtype=np.float32)
+    shown = np.flatnonzero(visible)
+    for b in shown:
+        (x, y), r = xy[b], float(radius[b])
+        x0, x1 = max(int(x - 2.6 * r) - 1, 0), min(int(x + 2.6 * r) + 2, W)
+        y0, y1 = max(int(y - 2.6 * r) - 1, 0), min(int(y + 2.6 * r) + 2, H)
+        if x0 >= x1 or y0 >= y1:
+            continue
+        yy, xx = np.mgrid[y0:y1, x0:x1] + 0.5  # pixel centres, (h, w)
+        d = np.hypot(xx - x, yy - y)
+        core, ring = d <= 0.7 * r, (d >= 1.6 * r) & (d <= 2.6 * r)
+        for o in shown:
+            if o != b:
+                ring &= np.hypot(xx - xy[o, 0], yy - xy[o, 1]) > 1.3 * radius[o]
+        if core.any() and ring.any():
+            window = img[y0:y1, x0:x1]
+            out[b] = np.linalg.norm(window[core].mean(0) - window[ring].mean(0))
+    return out

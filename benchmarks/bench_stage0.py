@@ -1,12 +1,13 @@
 """Stage 0 perception step: the tiny preset's conv stems computing in channels-last memory vs NCHW.
 
-One training step of `train/stage0_perception.py` (both towers and the perception heads, bf16 autocast,
+One training step of `train/stage0_perception.py` (both towers and the perception heads, bf16 autocast or fp32,
 forward + backward + AdamW) on a fixed batch of stream scenes, with the stems' `memory_format` set to
 NCHW (the baseline: PyTorch's default layout) and to channels-last (the model's default), measured in turn
 in the same run; plus the two stems' forward alone. Same weights, same batch.
 
     python benchmarks/bench_stage0.py                      # 16 rows x 3 frames, 2 threads, 5 steps per layout
     python benchmarks/bench_stage0.py --rows 4 --steps 2   # quick
+    python benchmarks/bench_stage0.py --dtype fp32         # the layouts in fp32 (CPUs without bf16 instructions)
 
 Prints seconds per step per layout and the ratio NCHW / channels-last.
 """
@@ -64,15 +65,17 @@ def main() -> int:
     p.add_argument("--frames", type=int, default=3)
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--dtype", choices=("bf16", "fp32"), default="bf16", help="bf16 autocast or fp32")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     model, net, optimizer, batch = stage0_setup(args.rows, args.frames)
     vc = model.config.video_config
     pixels = batch["pixel_values"]
-    step = partial(train_step, net, optimizer, batch)
+    bf16 = args.dtype == "bf16"
+    step = partial(train_step, net, optimizer, batch, bf16)
 
     def stems_forward() -> None:
-        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             for stem in stems(model):
                 stem(pixels.flatten(0, 1))
 
@@ -84,7 +87,7 @@ def main() -> int:
         results[name] = {"step": timed(step, args.steps), "stems": timed(stems_forward, args.steps)}
     base, new = results["NCHW"], results["channels-last"]
     print(f"tiny preset, {args.rows} rows x {args.frames} frames of {tuple(vc.frame_size)}, "
-          f"{args.threads} threads, bf16 autocast, median of {args.steps}")  # fmt: skip
+          f"{args.threads} threads, {'bf16 autocast' if bf16 else 'fp32'}, median of {args.steps}")  # fmt: skip
     print("| layout | train step | both stems forward |")
     print("|---|---|---|")
     for name, r in results.items():

@@ -714,10 +714,21 @@ def preferred_cpu_dtype() -> torch.dtype:
 
 
 def _loads_on_cpu(device_map: Any) -> bool:
-    """Whether `from_pretrained(..., device_map=device_map)` leaves the weights on the CPU."""
-    if device_map is None:
+    """Whether `from_pretrained(..., device_map=device_map)` leaves every weight on the CPU.
+
+    `None` and accelerate's strategies ("auto", "balanced", ...) place on the CPU only where there is no
+    accelerator; a dict (module name -> device) counts when every device in it is the CPU; an int is an
+    accelerator's index."""
+    if isinstance(device_map, dict):
+        return bool(device_map) and all(_loads_on_cpu(d) for d in device_map.values())
+    if device_map is None or device_map in ("auto", "balanced", "balanced_low_0", "sequential"):
         return not torch.accelerator.is_available()
-    return isinstance(device_map, (str, torch.device)) and torch.device(device_map).type == "cpu"
+    if isinstance(device_map, (str, torch.device)):
+        try:
+            return torch.device(device_map).type == "cpu"
+        except RuntimeError:  # not a device name ("disk", a typo): transformers reports it
+            return False
+    return False
 
 
 # ----------------------------------------------------------------------------------------------------------

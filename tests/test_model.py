@@ -528,8 +528,29 @@ def test_without_a_dtype_the_model_loads_in_the_faster_dtype_of_this_cpu(tmp_pat
     assert modeling_hilight.preferred_cpu_dtype() == loaded.dtype
     for given in (torch.bfloat16, torch.float32):  # an explicit dtype is kept either way
         assert HiLightForConditionalGeneration.from_pretrained(tmp_path, dtype=given).dtype == given
-    cpu = HiLightForConditionalGeneration.from_pretrained(tmp_path, device_map="cpu")
-    assert cpu.dtype == loaded.dtype
+    for device_map in ("cpu", {"": "cpu"}, "auto"):  # each places every weight on the CPU here
+        assert (
+            HiLightForConditionalGeneration.from_pretrained(tmp_path, device_map=device_map).dtype
+            == loaded.dtype
+        )
+
+
+def test_which_device_maps_load_every_weight_on_the_cpu(monkeypatch):
+    monkeypatch.setattr(torch.accelerator, "is_available", lambda: False)
+    for on_cpu in (
+        None,
+        "auto",
+        "cpu",
+        torch.device("cpu"),
+        {"": "cpu"},
+        {"lm": "cpu", "towers": torch.device("cpu")},
+    ):
+        assert modeling_hilight._loads_on_cpu(on_cpu), on_cpu
+    for elsewhere in (0, "cuda", "cuda:1", "disk", {}, {"lm": "cpu", "towers": 0}, {"": "disk"}):
+        assert not modeling_hilight._loads_on_cpu(elsewhere), elsewhere
+    monkeypatch.setattr(torch.accelerator, "is_available", lambda: True)
+    assert not modeling_hilight._loads_on_cpu(None) and not modeling_hilight._loads_on_cpu("auto")
+    assert modeling_hilight._loads_on_cpu({"": "cpu"})
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])

@@ -24,8 +24,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
+from _baselines import masked_video_tower
 from _timing import timed as timed_seconds
-from bench_paper import masked_video_tower
 
 import hilight_train  # noqa: F401  (registers the repo root as the package `hilight`)
 from hilight.configuration_hilight import HiLightConfig

@@ -45,12 +45,13 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "train"))
 sys.path.insert(0, str(REPO_ROOT / "tests"))
+from _baselines import masked_video_tower  # noqa: E402
 from _chat_utils import SENTENCES, write_clip  # noqa: E402
 from _timing import timed  # noqa: E402
 
 import hilight_train  # noqa: E402, F401  (registers the repo root as the package `hilight`)
 from hilight.configuration_hilight import HiLightConfig  # noqa: E402
-from hilight.modeling_hilight import HiLightForConditionalGeneration, video_attention_mask  # noqa: E402
+from hilight.modeling_hilight import HiLightForConditionalGeneration  # noqa: E402
 from hilight.processing_hilight import HiLightProcessor, HiLightVideoProcessor  # noqa: E402
 from hilight_train.model_folder import int8_lm_config  # noqa: E402
 
@@ -105,14 +106,6 @@ def gemm_peak(dtype: torch.dtype, repeats: int) -> float:
     """GFLOP/s of a 2048^3 matrix product in ``dtype``."""
     a, b = torch.randn(2048, 2048, dtype=dtype), torch.randn(2048, 2048, dtype=dtype)
     return 2 * 2048**3 / timed(lambda: a @ b, max(repeats, 5)) / 1e9
-
-
-def masked_video_tower(tower, pixels: torch.Tensor) -> torch.Tensor:
-    """CLIP-ViP as it ran before: one attention call over all tokens under the (L, L) rule mask."""
-    pixels = tower.checked_clips(pixels)
-    x = tower.pre_layernorm(tower.embed(pixels))  # (V, L, C)
-    M, T, P = tower.config.num_leading_tokens, pixels.shape[1], tower.config.num_patches
-    return tower.encoder(x, attn_mask=video_attention_mask(M, T, P, x.device))  # (V, L, C)
 
 
 def measure(folder: Path, clip: Path, spec: dict, repeats: int, new_tokens: int) -> dict:

@@ -139,7 +139,8 @@ def test_stage0_perception_trains_and_the_report_measures_it(tmp_path, engine_da
     report = tmp_path / "report"
     cmd = [
         sys.executable, str(repo / "train" / "perception_report.py"), "--model", str(out),
-        "--data", str(engine_data), "--test_split", "train", "--cnn_steps", "2", "--out", str(report),
+        "--data", str(engine_data), "--test_split", "train", "--threshold_split", "train", "--cnn_steps", "2",
+        "--out", str(report),
     ]  # fmt: skip
     subprocess.run(cmd, check=True, cwd=repo, timeout=600)
     result = json.loads((report / "report.json").read_text())
@@ -147,6 +148,8 @@ def test_stage0_perception_trains_and_the_report_measures_it(tmp_path, engine_da
     for tower in ("video", "image"):
         m = result["cells"][tower]
         assert 0 <= m["cells"]["f1"] <= 1 and m["frames"] > 0
+        assert result["cells_at_0.5"][tower]["thresholds"] == {"cells": 0.5, "presence": 0.5}
+        assert m["presence"]["f1"] >= result["cells_at_0.5"][tower]["presence"]["f1"] - 1e-9  # chosen on these clips
         assert list(m["presence_recall_by_class"]) == list(CLASS_INDEX)
     assert all(
         0 <= result["counts"][k] <= 1 for k in ("frame_count_exact", "potted_from_counts", "potted_majority")
@@ -176,3 +179,18 @@ def test_a_run_that_continues_from_a_stage0_folder_starts_from_its_heads(tmp_pat
     save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / HEADS_FILE))
     with pytest.raises(ValueError, match=r"frame\.weight"):
         heads_for(model, tmp_path)
+
+
+def test_report_thresholds_are_chosen_where_the_f1_is_best():
+    """Scores of a head trained with weighted positives sit above 0.5 on empty cells too: at 0.5 every cell
+    looks like a ball; the chosen thresholds separate them."""
+    from perception_report import cell_metrics, chosen_thresholds  # train/ is on the test path
+
+    gen = torch.Generator().manual_seed(0)
+    cells = (torch.rand(4, 3, 10, len(CLASS_INDEX), generator=gen) < 0.05).float()  # (N, T, P, K)
+    scores = torch.where(cells > 0, 0.8 + 0.1 * torch.rand(cells.shape, generator=gen), 0.55)
+    assert cell_metrics(scores, cells)["cells"]["precision"] < 0.1
+    cell_t, presence_t = chosen_thresholds(scores, cells)
+    assert 0.55 <= cell_t < 0.8 and 0.55 <= presence_t < 0.8
+    chosen = cell_metrics(scores, cells, cell_t, presence_t)
+    assert chosen["cells"]["f1"] == 1.0 and chosen["presence"]["f1"] == 1.0

@@ -13,15 +13,17 @@ Steps (each skipped when its output is already complete, so re-running resumes):
     stage2   train/stage2_sft.py       instruction tuning: full fine-tuning of the small LM on whole-clip
                                        conversations, TokenMining frozen (``train/configs/tiny/stage2.yaml``)
     export   the shipped form of stage 2: bf16 weights, the towers' text encoders (stage 0 only) dropped
-    eval     train/evaluate.py         exact scores of the exported model on the test split, with majority and
-                                       blind baselines
-    heldout  train/make_data.py + evaluate.py  the same on the test split of a dataset of another seed
-                                       (``--heldout_seed``), which no training step saw: the headline scores;
-                                       then in one chat session per clip (``--conversation``) and under
+    heldout  train/make_data.py + evaluate.py  exact scores of the exported model, with majority and blind
+                                       baselines, on the test split of a dataset of another seed
+                                       (``--heldout_seed``), which no training step saw: the headline scores
+    eval     train/evaluate.py         the same on the training dataset's own test split; then the held-out
+                                       questions in one chat session per clip (``--conversation``) and under
                                        each shift of ``train/make_shifted.py`` (colour, compress, 720p)
     install  copy the exported model to the repo root, pick example clips, write examples/questions.json
 
     python train/make_default_model.py --work outputs/default [--clips 4500] [--install]
+    # continue from a model's towers, LM and tokenizer instead of nothing (e.g. the installed one):
+    python train/make_default_model.py --work outputs/next --towers-from . --stage0-scenes 8000
 
 Wall time per step goes to ``<work>/timings.json``; the evaluation report to ``<work>/eval``.
 """
@@ -125,6 +127,11 @@ def main() -> int:
         help="training rows of stage 0 (scenes + clips; 16 per step: 1,000 steps)",
     )  # fmt: skip
     p.add_argument(
+        "--towers-from", type=Path, default=None,
+        help="a HiLight folder (e.g. the installed model, '.') whose towers, LM and tokenizer stage 0 continues "
+        "from, instead of a fresh model: its perception steps add to those the folder's towers had",
+    )  # fmt: skip
+    p.add_argument(
         "--stage1-epochs",
         type=float,
         default=0,
@@ -133,6 +140,10 @@ def main() -> int:
     p.add_argument(
         "--stage2-epochs", type=float, default=1.5,
         help="passes over the train clips' conversations (each clip in merge_orders=3 orders)",
+    )  # fmt: skip
+    p.add_argument(
+        "--stage2-samples", type=int, default=None,
+        help="train stage 2 on the first N train questions only (file order: whole clips; default all)",
     )  # fmt: skip
     p.add_argument(
         "--install", action="store_true", help="copy the result to the repo root (the shipped model)"
@@ -149,8 +160,9 @@ def main() -> int:
     # fmt: off
     recipe.step("data", data, "make_data.py", "--out", data, "--clips", args.clips, "--seed", args.seed,
                 "--games", GAMES, "--workers", args.workers)
+    start = ("--model_name_or_path", args.towers_from.resolve()) if args.towers_from else ("--tokenizer_corpus", ann)
     recipe.step("stage0", work / "stage0", "stage0_perception.py", "--config",
-                "train/configs/tiny/stage0_perception.yaml", "--tokenizer_corpus", ann, "--output_dir", work / "stage0",
+                "train/configs/tiny/stage0_perception.yaml", *start, "--output_dir", work / "stage0",
                 "--scenes", args.stage0_scenes, "--clips_data", data)
     recipe.step("percept", work / "perception", "perception_report.py", "--model", work / "stage0", "--data", data,
                 "--max_train_clips", 600, "--max_test_clips", 150, "--cnn_steps", 200, "--out", work / "perception")
@@ -162,15 +174,16 @@ def main() -> int:
         stage2_start = work / "stage1"
     recipe.step("stage2", work / "stage2", "stage2_sft.py", "--config", "train/configs/tiny/stage2.yaml",
                 "--model_name_or_path", stage2_start, "--train_data", ann, "--output_dir", work / "stage2",
-                "--num_train_epochs", args.stage2_epochs)
+                "--num_train_epochs", args.stage2_epochs,
+                *(("--max_train_samples", args.stage2_samples) if args.stage2_samples else ()))
     recipe.call("export", work / "final", export_inference_folder, work / "stage2", work / "final")
-    recipe.step("eval", work / "eval", "evaluate.py", "--model", work / "final", "--data", data,
-                "--split", "test", "--out", work / "eval")
-    # a dataset of a seed no step above used: the headline scores
+    # a dataset of a seed no step above used: the headline scores, first
     recipe.step("heldout_data", heldout, "make_data.py", "--out", heldout, "--clips", args.heldout_clips, "--seed",
                 args.heldout_seed, "--games", GAMES, "--workers", args.workers)
     recipe.step("heldout_eval", work / "eval_heldout", "evaluate.py", "--model", work / "final", "--data", heldout,
                 "--split", "test", "--out", work / "eval_heldout")
+    recipe.step("eval", work / "eval", "evaluate.py", "--model", work / "final", "--data", data,
+                "--split", "test", "--out", work / "eval")
     # the same questions asked in one chat session per clip, and under shifts the engine never produces
     recipe.step("conversation_eval", work / "eval_heldout_conversation", "evaluate.py", "--model", work / "final",
                 "--data", heldout, "--split", "test", "--conversation", "--baselines", "",

@@ -25,7 +25,7 @@ Steps (each skipped when its output is already complete, so re-running resumes):
     # continue from a model's towers, LM and tokenizer instead of nothing (e.g. the installed one):
     python train/make_default_model.py --work outputs/next --towers-from . --stage0-scenes 8000
 
-Wall time per step goes to ``<work>/timings.json``; the evaluation report to ``<work>/eval``.
+Wall time per step goes to ``<work>/timings.json``; the held-out evaluation report to ``<work>/eval_heldout``.
 """
 
 from __future__ import annotations

@@ -142,10 +142,6 @@ def main() -> int:
         help="passes over the train clips' conversations (each clip in merge_orders=3 orders)",
     )  # fmt: skip
     p.add_argument(
-        "--stage2-samples", type=int, default=None,
-        help="train stage 2 on the first N train questions only (file order: whole clips; default all)",
-    )  # fmt: skip
-    p.add_argument(
         "--install", action="store_true", help="copy the result to the repo root (the shipped model)"
     )
     p.add_argument("--examples", type=int, default=4)
@@ -174,8 +170,7 @@ def main() -> int:
         stage2_start = work / "stage1"
     recipe.step("stage2", work / "stage2", "stage2_sft.py", "--config", "train/configs/tiny/stage2.yaml",
                 "--model_name_or_path", stage2_start, "--train_data", ann, "--output_dir", work / "stage2",
-                "--num_train_epochs", args.stage2_epochs,
-                *(("--max_train_samples", args.stage2_samples) if args.stage2_samples else ()))
+                "--num_train_epochs", args.stage2_epochs)
     recipe.call("export", work / "final", export_inference_folder, work / "stage2", work / "final")
     # a dataset of a seed no step above used: the headline scores, first
     recipe.step("heldout_data", heldout, "make_data.py", "--out", heldout, "--clips", args.heldout_clips, "--seed",

@@ -329,7 +329,7 @@ def main() -> int:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for tower in towers:
-        for m in [at_half[tower]] + ([cells[tower]] if cells is not at_half else []):
+        for m in [at_half[tower], cells[tower]] if args.threshold_split else [at_half[tower]]:
             t, c, pr = m["thresholds"], m["cells"], m["presence"]
             lines.append(
                 f"| {tower} | {t['cells']:.2f} / {t['presence']:.2f} | {c['precision']:.3f} | "

@@ -470,10 +470,12 @@ class HiLightProcessor(ProcessorMixin):
         return super().check_argument_for_proper_class(argument_name, argument)
 
     @classmethod
-    def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
+    def _load_subprocessors(cls, pretrained_model_name_or_path, **kwargs) -> dict[str, Any]:
+        """The video processor and the tokenizer of a saved processor, after naming the files a local folder
+        lacks (before transformers fails deep inside)."""
         subfolder = kwargs.pop("subfolder", "")
         folder = Path(pretrained_model_name_or_path) / subfolder
-        if folder.is_dir():  # a local folder: name what is missing before transformers fails deep inside
+        if folder.is_dir():
             needed = {"processor_config.json": "the processor config", "tokenizer.json": "the tokenizer"}
             missing = [f"{what} ({name})" for name, what in needed.items() if not (folder / name).is_file()]
             if missing:
@@ -487,7 +489,18 @@ class HiLightProcessor(ProcessorMixin):
         tokenizer = cls._load_tokenizer_from_pretrained(
             "tokenizer", pretrained_model_name_or_path, subfolder=subfolder, **kwargs
         )
-        return [video_processor, tokenizer]
+        return {"video_processor": video_processor, "tokenizer": tokenizer}
+
+    @classmethod
+    def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
+        # transformers < 5.25 loads the sub-processors here
+        return list(cls._load_subprocessors(pretrained_model_name_or_path, **kwargs).values())
+
+    @classmethod
+    def _resolve_subprocessors(cls, pretrained_model_name_or_path, processor_dict, **kwargs):
+        # transformers >= 5.25 loads them here (the base class keeps sub-processors it is handed as they are)
+        loaded = cls._load_subprocessors(pretrained_model_name_or_path, **kwargs)
+        return super()._resolve_subprocessors(pretrained_model_name_or_path, processor_dict, **{**kwargs, **loaded})
 
     def validate_inputs(self, images=None, text=None, videos=None, audio=None, **kwargs):
         if images is not None or audio is not None:

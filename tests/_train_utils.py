@@ -37,7 +37,6 @@ def sft_argv(model_dir, data, out, **overrides) -> list[str]:
         "logging_steps": 1,
         "save_steps": 100,
         "bf16": "false",
-        "gradient_checkpointing": "false",
         "report_to": "none",
         "seed": 0,
         "dataloader_pin_memory": "false",

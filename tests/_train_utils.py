@@ -37,6 +37,7 @@ def sft_argv(model_dir, data, out, **overrides) -> list[str]:
         "logging_steps": 1,
         "save_steps": 100,
         "bf16": "false",
+        "activation_checkpointing": "false",
         "report_to": "none",
         "seed": 0,
         "dataloader_pin_memory": "false",

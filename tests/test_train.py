@@ -448,6 +448,7 @@ def test_every_config_parses_with_overrides(path, tmp_path):
         assert model_args.model_name_or_path == "m"
     assert training_args.learning_rate == 0.123  # the command line overrides the file
     assert training_args.lr_scheduler_type == "cosine" and training_args.warmup_steps > 0
+    assert not training_args.gradient_checkpointing  # TRL's default is on: every config turns it off
     if rel.parts[0] == "paper":  # the official scripts' optimiser settings
         official = {"stage1": (20, 5, 1e-4), "stage2": (3, 5, 1e-3)}[path.stem]
         got = (training_args.num_train_epochs, training_args.per_device_train_batch_size)
